@@ -1,0 +1,31 @@
+# Boring on purpose: one virtualenv in .venv, everything installed from pyproject.toml.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: setup demo test lint dev clean
+
+$(BIN)/marquee: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/marquee
+
+demo: setup
+	$(BIN)/marquee demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+dev: setup
+	$(BIN)/marquee dev
+
+clean:
+	rm -rf $(VENV) data dbt_project/target dbt_project/logs

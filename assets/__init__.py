@@ -1,0 +1,1 @@
+"""Raw landing assets, reverse-sync assets, dbt wiring and asset checks."""

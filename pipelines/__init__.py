@@ -1,0 +1,1 @@
+"""Orchestration for marquee: the Definitions, partitions, jobs, schedules, the CLI and the sandbox."""

@@ -1,0 +1,72 @@
+"""The `marquee` command line: sandbox, demo, run, dev.
+
+Each subcommand's implementation lives in its own module and is imported only when used, so
+`marquee --help` stays fast and a broken optional piece never breaks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        print(f"marquee {name}: not implemented yet in this version.", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def _lazy(module: str, func: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Resolve `module.func` at call time; say so plainly if this build does not ship it."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            target = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError):
+            return _not_yet(name)(args)
+        return int(target(args) or 0)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marquee",
+        description="Ticketing, event-marketing and merchandise data in one DuckDB warehouse.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sandbox = sub.add_parser("sandbox", help="serve all five provider APIs on loopback with synthetic data")
+    sandbox.add_argument("--port", type=int, default=8765, help="port to listen on (0 = any free port)")
+    sandbox.add_argument("--seed", type=int, default=7, help="seed for the deterministic dataset")
+    sandbox.add_argument("--scale", type=int, default=1, help="multiplies the dataset size")
+    sandbox.add_argument("--faults", default="", help="fault spec, e.g. '429:0.1,reset:0.05' (see README)")
+    sandbox.set_defaults(func=_lazy("pipelines.sandbox.cli", "main", "sandbox"))
+
+    demo = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox and show the marts")
+    demo.add_argument("--days", type=int, default=7, help="how many recent days to load")
+    demo.set_defaults(func=_lazy("pipelines.runner", "demo_main", "demo"))
+
+    run = sub.add_parser("run", help="materialize raw partitions, marts and syncs for a date range")
+    run.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
+    run.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    run.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'group:tickettailor'")
+    run.set_defaults(func=_lazy("pipelines.runner", "run_main", "run"))
+
+    dev = sub.add_parser("dev", help="start the sandbox and `dagster dev`, wired together")
+    dev.add_argument("--port", type=int, default=3000, help="port for the Dagster UI")
+    dev.set_defaults(func=_lazy("pipelines.devserver", "main", "dev"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

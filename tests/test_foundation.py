@@ -1,0 +1,51 @@
+"""The project loads, the CLI answers, the code is lint-clean."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def test_definitions_load():
+    from pipelines.definitions import defs
+
+    assert isinstance(defs, dg.Definitions)
+    defs.get_repository_def().load_all_definitions()
+
+
+def test_workspace_validates():
+    result = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cli_help_lists_subcommands():
+    result = subprocess.run([str(BIN / "marquee"), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for name in ("sandbox", "demo", "run", "dev"):
+        assert name in result.stdout
+
+
+def test_cli_unknown_command_fails():
+    result = subprocess.run([str(BIN / "marquee"), "nope"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+
+
+def test_no_dagster_table_in_pyproject():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "[tool.dagster]" not in text and "[tool.dg]" not in text
+
+
+def test_ruff_clean():
+    ruff = shutil.which("ruff", path=str(BIN)) or "ruff"
+    result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
