@@ -1,0 +1,66 @@
+"""The provider sandbox: all five vendor APIs on one loopback port, with synthetic data and faults.
+
+    from pipelines.sandbox import start_sandbox
+    with start_sandbox(seed=7, faults="429:0.1") as sb:
+        os.environ.update(sb.env)   # base URLs + credentials for every provider
+        ...
+        sb.ctx.recorder.items("cordial")   # what the push endpoints received
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pipelines.sandbox import world as w
+from pipelines.sandbox.cordial import CordialSandbox
+from pipelines.sandbox.cymbal import CymbalSandbox
+from pipelines.sandbox.cymbio import CymbioSandbox
+from pipelines.sandbox.faults import FaultPlan
+from pipelines.sandbox.http import Request, Response, SandboxContext, SandboxServer, json_response
+from pipelines.sandbox.sympla import SymplaSandbox
+from pipelines.sandbox.tickettailor import TickettailorSandbox
+
+__all__ = ["Sandbox", "start_sandbox"]
+
+
+class Sandbox(SandboxServer):
+    @property
+    def world(self) -> w.World:
+        return self.ctx.world
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that point every marquee resource at this sandbox."""
+        return {
+            "TICKETTAILOR_BASE_URL": self.url("tickettailor"),
+            "TICKETTAILOR_API_KEY": w.TICKETTAILOR_API_KEY,
+            "SYMPLA_BASE_URL": self.url("sympla"),
+            "SYMPLA_TOKEN": w.SYMPLA_TOKEN,
+            "CYMBAL_BASE_URL": self.url("cymbal"),
+            "CYMBAL_API_KEY": w.CYMBAL_API_KEY,
+            "CYMBIO_BASE_URL": self.url("cymbio"),
+            "CYMBIO_CLIENT_ID": w.CYMBIO_CLIENT_ID,
+            "CYMBIO_CLIENT_SECRET": w.CYMBIO_CLIENT_SECRET,
+            "CYMBIO_RETAILER_ID": w.CYMBIO_RETAILER_ID,
+            "CORDIAL_BASE_URL": self.url("cordial"),
+            "CORDIAL_API_KEY": w.CORDIAL_API_KEY,
+        }
+
+
+def _internal(request: Request, ctx: SandboxContext) -> Response:
+    """`/_sandbox/*`: introspection for tests and humans (received pushes, request counts)."""
+    if request.path == "/received":
+        items = ctx.recorder.items(request.arg("provider"), request.arg("endpoint"))
+        return json_response([{"provider": i.provider, "endpoint": i.endpoint, "payload": i.payload} for i in items])
+    if request.path == "/stats":
+        return json_response({"requests": ctx.request_counts, "faults_injected": ctx.faults.injected})
+    return json_response({"error": "unknown sandbox endpoint"}, 404)
+
+
+def start_sandbox(seed: int = 7, scale: int = 1, faults: str = "", anchor: date | None = None,
+                  port: int = 0, host: str = "127.0.0.1", **world_kwargs: object) -> Sandbox:
+    """Start a sandbox in a background thread on `host:port` (0 = a free port) and return it."""
+    world = w.World(seed=seed, scale=scale, **({"anchor": anchor} if anchor else {}), **world_kwargs)
+    ctx = SandboxContext(world=world, faults=FaultPlan.parse(faults, seed=seed))
+    providers = [TickettailorSandbox(), SymplaSandbox(), CymbalSandbox(), CymbioSandbox(), CordialSandbox()]
+    return Sandbox(providers, ctx, _internal, host=host, port=port).start()

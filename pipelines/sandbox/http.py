@@ -1,0 +1,263 @@
+"""The sandbox's HTTP plumbing: request/response types, the provider plug-in interface, and a
+threaded loopback server that can misbehave on purpose.
+
+Hand-written on the standard library's `ThreadingHTTPServer` rather than an ASGI framework
+because the faults we must reproduce (connection resets, bodies cut short after an honest
+Content-Length) need direct control of the socket, which ASGI servers deliberately hide.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from pipelines.sandbox.faults import FaultPlan
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # path below the provider prefix, e.g. "/v1/orders"
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes = b""
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+    def basic_username(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        if not auth.lower().startswith("basic "):
+            return None
+        try:
+            decoded = base64.b64decode(auth[6:].strip()).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return decoded.split(":", 1)[0]
+
+    def bearer(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+    @property
+    def key(self) -> str:
+        """Identity of this request for fault decisions: the same request retried has the same key."""
+        query = "&".join(f"{k}={v}" for k, vs in sorted(self.query.items()) for v in vs)
+        return f"{self.method} {self.path}?{query}"
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status=status,
+        body=orjson.dumps(payload),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+class Provider:
+    """One provider's API. Subclasses set `name` (also the URL prefix) and implement `handle`."""
+
+    name: str = ""
+
+    def handle(self, request: Request, ctx: SandboxContext) -> Response:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class Received:
+    provider: str
+    endpoint: str
+    payload: Any
+    at: float
+
+
+class Recorder:
+    """Everything the push endpoints accepted, in arrival order."""
+
+    def __init__(self) -> None:
+        self._items: list[Received] = []
+        self._lock = threading.Lock()
+
+    def record(self, provider: str, endpoint: str, payload: Any) -> None:
+        with self._lock:
+            self._items.append(Received(provider, endpoint, payload, time.time()))
+
+    def items(self, provider: str | None = None, endpoint: str | None = None) -> list[Received]:
+        with self._lock:
+            return [
+                r for r in self._items
+                if (provider is None or r.provider == provider) and (endpoint is None or r.endpoint == endpoint)
+            ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass
+class SandboxContext:
+    """Shared by all providers of one sandbox: the dataset, the fault plan, the push log, counters."""
+
+    world: Any  # pipelines.sandbox.world.World
+    faults: FaultPlan
+    recorder: Recorder = field(default_factory=Recorder)
+    state: dict[str, Any] = field(default_factory=dict)  # provider-owned mutable state, keyed by provider
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    request_counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, provider: str) -> None:
+        with self.lock:
+            self.request_counts[provider] = self.request_counts.get(provider, 0) + 1
+
+
+def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
+                  internal: Callable[[Request, SandboxContext], Response]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "marquee-sandbox/1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            return  # quiet: tests and the demo run thousands of requests
+
+        def _dispatch(self) -> None:
+            parts = urlsplit(self.path)
+            segments = parts.path.split("/", 2)
+            prefix = segments[1] if len(segments) > 1 else ""
+            rest = "/" + (segments[2] if len(segments) > 2 else "")
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = Request(
+                method=self.command,
+                path=rest.rstrip("/") or "/",
+                query=parse_qs(parts.query, keep_blank_values=True),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            if prefix == "_sandbox":
+                self._send(internal(request, ctx))
+                return
+            provider = providers.get(prefix)
+            if provider is None:
+                self._send(json_response({"error": f"no provider at /{prefix}"}, 404))
+                return
+            ctx.count(prefix)
+            faults = ctx.faults
+            key = f"{prefix} {request.key}"
+            if faults.hit("reset", key):
+                self._reset()
+                return
+            if faults.hit("slow", key):
+                time.sleep(faults.param("slow"))
+            if faults.hit("429", key):
+                retry_after = max(1, int(faults.param("429")))
+                self._send(json_response({"status": 429, "message": "Too Many Requests"}, 429,
+                                         {"Retry-After": str(retry_after)}))
+                return
+            if faults.hit("5xx", key):
+                status = (500, 502, 503)[len(key) % 3]
+                self._send(json_response({"status": status, "message": "sandbox injected failure"}, status))
+                return
+            response = provider.handle(request, ctx)
+            if response.status < 400 and faults.hit("truncate", key):
+                self._send(response, truncate=True)
+                return
+            self._send(response)
+
+        def _send(self, response: Response, truncate: bool = False) -> None:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            if truncate:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if truncate:
+                self.wfile.write(response.body[: len(response.body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(response.body)
+
+        def _reset(self) -> None:
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+        def _guarded(self) -> None:
+            try:
+                self._dispatch()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            except Exception as exc:  # a sandbox bug must surface as a 500 with the reason, not a hang
+                self._send(json_response({"error": "sandbox error", "detail": repr(exc)}, 500))
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _guarded
+
+    return Handler
+
+
+class SandboxServer:
+    """A running sandbox: `base_url`, `env` (the variables to export), `ctx`, and `stop()`."""
+
+    def __init__(self, providers: Iterable[Provider], ctx: SandboxContext,
+                 internal: Callable[[Request, SandboxContext], Response], host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.providers = {p.name: p for p in providers}
+        self.ctx = ctx
+        handler = _make_handler(self.providers, ctx, internal)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, provider: str) -> str:
+        return f"{self.base_url}/{provider}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="marquee-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
