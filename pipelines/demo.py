@@ -1,0 +1,105 @@
+"""`marquee demo`: the sandbox, the whole pipeline for the last week, and the headline figures.
+
+It never touches real accounts: the sandbox's base URLs and credentials replace any provider
+settings in the environment for this process only, and the demo keeps its own data directory
+(`MARQUEE_DEMO_DIR`, default `./data/demo`) so it cannot mix synthetic rows into a real lake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from pipelines import settings
+
+ZERO_DECIMAL = {"JPY", "KRW", "CLP", "VND", "ISK", "HUF"}
+
+
+def _money(cents: int | None, currency: str) -> str:
+    if cents is None:
+        return "-"
+    exponent = 0 if currency in ZERO_DECIMAL else 2
+    return f"{Decimal(cents).scaleb(-exponent):,.{exponent}f} {currency}"
+
+
+def _table(rows: list[tuple], headers: list[str]) -> str:
+    cells = [headers] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join("  " + line for line in lines)
+
+
+def print_headlines(warehouse: Path, out=sys.stdout) -> None:
+    """The marts' headline figures, read through a read-only connection like an analyst's."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        att = con.execute("""
+            select count(*), sum(tickets_issued), sum(tickets_checked_in),
+                   sum(tickets_checked_in) / nullif(sum(tickets_issued), 0)
+            from marts.attendance where no_shows is not null""").fetchone()
+        print("\nAttendance (events that have started):", file=out)
+        print(_table([(att[0], att[1], att[2], f"{(att[3] or 0):.1%}")],
+                     ["events", "tickets issued", "checked in", "attendance rate"]), file=out)
+
+        rev = con.execute("""
+            select provider, currency, sum(orders), sum(gross_cents), sum(refunded_cents), sum(net_cents)
+            from marts.revenue group by all order by provider, currency""").fetchall()
+        print("\nRevenue by provider and currency (never summed across currencies):", file=out)
+        print(_table([(p, c, o, _money(g, c), _money(r, c), _money(n, c)) for p, c, o, g, r, n in rev],
+                     ["provider", "currency", "orders", "gross", "refunded", "net"]), file=out)
+
+        camp = con.execute("""
+            select campaign_id, channel, currency, links_clicked, attributed_orders,
+                   attributed_revenue_cents, reported_revenue_cents, conversion_rate
+            from marts.campaign_attribution order by campaign_id, currency""").fetchall()
+        print("\nCampaign attribution (7-day window):", file=out)
+        print(_table([(i, ch, cur, clicks, orders, _money(a, cur), _money(r, cur),
+                       "-" if cr is None else f"{cr:.1%}")
+                      for i, ch, cur, clicks, orders, a, r, cr in camp],
+                     ["campaign", "channel", "currency", "clicks", "orders", "attributed", "reported", "conv."]),
+              file=out)
+    finally:
+        con.close()
+
+
+def run_demo(days: int = 7) -> int:
+    from pipelines.runner import RunFailed, run_range, today_utc
+
+    demo_dir = Path(os.environ.get("MARQUEE_DEMO_DIR", "./data/demo")).resolve()
+    os.environ["MARQUEE_DATA_DIR"] = str(demo_dir)
+    os.environ["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
+    end = today_utc()
+    start = end - timedelta(days=days - 1)
+    os.environ["MARQUEE_START_DATE"] = (end - timedelta(days=60)).isoformat()
+
+    from pipelines.sandbox import start_sandbox
+
+    with start_sandbox(anchor=end) as sandbox:
+        os.environ.update(sandbox.env)
+        print(f"Sandbox serving all five provider APIs at {sandbox.base_url}")
+        print(f"Loading {start} .. {end} into {demo_dir}\n")
+        try:
+            run_range(start, end)
+        except RunFailed as exc:
+            print(f"\nmarquee demo FAILED in the {exc.phase} phase:", file=sys.stderr)
+            for line in exc.failures:
+                print(f"  - {line}", file=sys.stderr)
+            return 1
+        pushes = len(sandbox.ctx.recorder.items())
+
+    warehouse = settings.warehouse_path()
+    print_headlines(warehouse)
+    print(f"\nReverse sync: the sandbox received {pushes} push requests (Cymbal + Cordial).")
+    print(f"""
+The warehouse: {warehouse}
+  duckdb -readonly {warehouse} -c "select * from marts.revenue limit 10"
+  python -c "import duckdb; print(duckdb.connect('{warehouse}', read_only=True).sql('from marts.attendance'))"
+Open the same data in the Dagster UI:
+  MARQUEE_DATA_DIR={demo_dir} DAGSTER_HOME={demo_dir / 'dagster_home'} .venv/bin/marquee dev""")
+    return 0
