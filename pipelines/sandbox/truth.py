@@ -1,0 +1,170 @@
+"""Ground truth: the marts the pipeline should produce, computed in plain Python from the
+sandbox's own facts (no SQL), so end-to-end tests compare the warehouse with an independent
+computation.
+
+Sources: `event_facts` / `order_facts` / `ticket_facts` of every ticketing provider module that
+exposes them (Ticket Tailor and Sympla), the world's Cymbal campaigns, and Cymbal's analytics
+record per campaign (`pipelines.sandbox.cymbal.campaign_analytics(world, campaign) -> dict`, the
+API record). A provider module that does not expose a function yet contributes nothing, so this
+module works while the sandbox is being built.
+
+Money is int minor units throughout; rates are floats only at the very end, as the mart's DOUBLE.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pipelines.sandbox import world as w
+
+TICKETING_MODULES = ("pipelines.sandbox.tickettailor", "pipelines.sandbox.sympla")
+
+
+def _facts(kind: str, world: w.World) -> Iterator[Any]:
+    for name in TICKETING_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        func = getattr(module, f"{kind}_facts", None)
+        if func is not None:
+            yield from func(world)
+
+
+def event_facts(world: w.World) -> Iterator[w.EventFact]:
+    return _facts("event", world)
+
+
+def order_facts(world: w.World) -> Iterator[w.OrderFact]:
+    return _facts("order", world)
+
+
+def ticket_facts(world: w.World) -> Iterator[w.TicketFact]:
+    return _facts("ticket", world)
+
+
+def campaign_analytics(world: w.World, campaign: w.Campaign) -> dict[str, Any] | None:
+    """Cymbal's analytics record for `campaign`, or None while the Cymbal sandbox lacks it."""
+    try:
+        module = importlib.import_module("pipelines.sandbox.cymbal")
+    except ImportError:
+        return None
+    func = getattr(module, "campaign_analytics", None)
+    return func(world, campaign) if func is not None else None
+
+
+def normalise_tag(tag: str | None) -> str | None:
+    """DESIGN.md point 6: campaign tags match case-insensitively after trimming."""
+    if tag is None:
+        return None
+    cleaned = tag.strip().lower()
+    return cleaned or None
+
+
+def _rate(numerator: int, denominator: int | None) -> float | None:
+    return None if not denominator else numerator / denominator
+
+
+def expected_attendance(world: w.World, start: date, end: date, now: datetime) -> list[dict[str, Any]]:
+    """`marts.attendance` for events whose UTC start date is in [start, end], as of `now`."""
+    events = [e for e in event_facts(world) if start <= e.starts_at.date() <= end]
+    keys = {(e.provider, e.event_id) for e in events}
+    issued: dict[tuple[str, str], int] = defaultdict(int)
+    checked: dict[tuple[str, str], int] = defaultdict(int)
+    for t in ticket_facts(world):
+        key = (t.provider, t.event_id)
+        if key not in keys:
+            continue
+        issued[key] += t.issued
+        checked[key] += t.checked_in
+    rows = []
+    for e in sorted(events, key=lambda e: (e.provider, e.event_id)):
+        key = (e.provider, e.event_id)
+        n_issued, n_checked = issued[key], checked[key]
+        rows.append({
+            "provider": e.provider,
+            "event_id": e.event_id,
+            "event_name": e.name,
+            "starts_at": e.starts_at,
+            "tickets_issued": n_issued,
+            "tickets_checked_in": n_checked,
+            "no_shows": None if e.starts_at > now else n_issued - n_checked,
+            "attendance_rate": _rate(n_checked, n_issued),
+        })
+    return rows
+
+
+def _revenue_orders(world: w.World, start: date, end: date) -> Iterable[w.OrderFact]:
+    return (o for o in order_facts(world) if o.counts_as_revenue and start <= o.created_at.date() <= end)
+
+
+def expected_revenue(world: w.World, start: date, end: date) -> list[dict[str, Any]]:
+    """`marts.revenue` for orders created on UTC dates in [start, end]."""
+    groups: dict[tuple[str, str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for o in _revenue_orders(world, start, end):
+        acc = groups[(o.provider, o.event_id, o.currency, o.created_at.date())]
+        acc[0] += 1
+        acc[1] += o.gross_cents
+        acc[2] += o.refunded_cents
+    return [
+        {
+            "provider": provider,
+            "event_id": event_id,
+            "currency": currency,
+            "order_date": order_date,
+            "orders": n,
+            "gross_cents": gross,
+            "refunded_cents": refunded,
+            "net_cents": gross - refunded,
+        }
+        for (provider, event_id, currency, order_date), (n, gross, refunded) in sorted(groups.items())
+    ]
+
+
+def expected_campaign_attribution(world: w.World, orders_start: date, orders_end: date,
+                                  window_days: int = 7) -> list[dict[str, Any]]:
+    """`marts.campaign_attribution`: one row per (campaign, currency): always one in the campaign's
+    own currency (zeros when nothing is attributed, the only row carrying Cymbal's reported
+    revenue), plus one per other currency its attributed orders were paid in. Only
+    revenue-counting orders created on UTC dates in [orders_start, orders_end] are considered,
+    because that is all the pipeline loaded."""
+    by_tag: dict[str, list[w.OrderFact]] = defaultdict(list)
+    for o in _revenue_orders(world, orders_start, orders_end):
+        tag = normalise_tag(o.campaign_tag)
+        if tag is not None:
+            by_tag[tag].append(o)
+    window = timedelta(days=window_days)
+    rows = []
+    # Only campaigns the analytics endpoint can list (sent before the world's end) reach the mart.
+    for campaign in (c for c in world.campaigns if c.sent_at < world.end):
+        analytics = campaign_analytics(world, campaign)
+        clicks = None if analytics is None else analytics.get("num_links_clicked")
+        reported = None if analytics is None else analytics.get("attributed_revenue")
+        own_currency = ((analytics or {}).get("currency_code") or campaign.currency_code).upper()
+        per_currency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for o in by_tag.get(normalise_tag(campaign.id) or "", []):
+            if campaign.sent_at <= o.created_at < campaign.sent_at + window:
+                acc = per_currency[o.currency]
+                acc[0] += 1
+                acc[1] += o.gross_cents
+        # The campaign's own currency always has a row (zeros when nothing matched), so Cymbal's
+        # reported figure is never dropped; other currencies appear only with attributed orders.
+        per_currency.setdefault(own_currency, [0, 0])
+        for currency, (n, revenue) in sorted(per_currency.items()):
+            rows.append({
+                "campaign_id": campaign.id,
+                "campaign_name": campaign.name,
+                "channel": campaign.type,
+                "sent_at": campaign.sent_at,
+                "currency": currency,
+                "links_clicked": clicks,
+                "reported_revenue_cents": reported if currency == own_currency else None,
+                "attributed_orders": n,
+                "attributed_revenue_cents": revenue,
+                "conversion_rate": _rate(n, clicks),
+            })
+    return rows
