@@ -2,12 +2,61 @@
 
 Secrets are passed as `dg.EnvVar`, so Dagster resolves them at run time and never shows their
 values in the UI, the logs or a resource's repr.
+
+An unset variable must not break anything: Dagster raises at run time ("You have attempted to
+fetch the environment variable ... which is not set") when it resolves an `EnvVar` whose
+variable is missing, and that failure would take down every asset of the run, including other
+providers'. So a secret is bound as `EnvVar` only when its variable is set when definitions load
+(which happens again in each run worker, so a run sees the environment it starts in); otherwise
+the field is None and the resource reports `configured() == False`, which the assets turn into
+one "skipped: not configured" log line.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+import dagster as dg
+
+from resources.cordial import CordialResource
+from resources.cymbal import CymbalResource
+from resources.cymbio import CymbioResource
+from resources.sympla import SymplaResource
+from resources.tickettailor import TicketTailorResource
+
+
+def _secret(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _setting(name: str, default: str | None) -> str | None:
+    return os.environ.get(name) or default
 
 
 def build_resources() -> dict[str, Any]:
-    return {}
+    return {
+        "tickettailor": TicketTailorResource(
+            api_key=_secret("TICKETTAILOR_API_KEY"),
+            base_url=_setting("TICKETTAILOR_BASE_URL", "https://api.tickettailor.com"),
+        ),
+        "sympla": SymplaResource(
+            token=_secret("SYMPLA_TOKEN"),
+            base_url=_setting("SYMPLA_BASE_URL", "https://api.sympla.com.br/public/v1.5.1"),
+        ),
+        "cymbal": CymbalResource(
+            api_key=_secret("CYMBAL_API_KEY"),
+            base_url=_setting("CYMBAL_BASE_URL", "https://api.cymbal.co"),
+        ),
+        "cymbio": CymbioResource(
+            client_id=_secret("CYMBIO_CLIENT_ID"),
+            client_secret=_secret("CYMBIO_CLIENT_SECRET"),
+            retailer_id=_setting("CYMBIO_RETAILER_ID", None),
+            base_url=_setting("CYMBIO_BASE_URL", "https://api.cym.bio"),
+            scope=_setting("CYMBIO_SCOPE", "") or "",
+        ),
+        "cordial": CordialResource(
+            api_key=_secret("CORDIAL_API_KEY"),
+            base_url=_setting("CORDIAL_BASE_URL", None),
+        ),
+    }

@@ -1,0 +1,46 @@
+"""Typed errors raised by the provider clients.
+
+Every message names the provider and the endpoint, and says what to do next. Messages are built
+from the request line and status only (plus the API's own error text, redacted): never from
+headers, auth, or request bodies, so a secret cannot leak into a log or a failed run's summary.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base class: a call to a provider's API failed."""
+
+    def __init__(self, message: str, *, provider: str, endpoint: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.endpoint = endpoint  # "GET /v1/orders": method and path, no query, no host
+        self.status = status
+
+
+class ProviderNotConfiguredError(ProviderError):
+    """The resource was used without its credentials being set."""
+
+
+class ProviderAuthError(ProviderError):
+    """401 / 403: the credentials were rejected. Never retried: retrying cannot fix a bad key."""
+
+
+class ProviderRequestError(ProviderError):
+    """400 / 404 / 422 and other 4xx: the request itself is wrong. Never retried."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """Retryable failures (429, 5xx, resets, timeouts, broken bodies) outlasted the retry budget."""
+
+
+class ProviderResponseError(ProviderError):
+    """The API answered 2xx with a body that does not have the documented shape."""
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """Replace every configured secret in `text` by `***` (an API may echo a key back in an error)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
