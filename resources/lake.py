@@ -1,0 +1,311 @@
+"""The Parquet lake: streaming, atomic, per-day partition files.
+
+Layout (CONTRACT.md): `{lake}/raw/{provider}/{entity}/date=YYYY-MM-DD/part-0.parquet`, quarantine
+under `{lake}/quarantine/{provider}/{entity}/date=YYYY-MM-DD/part-0.parquet`.
+
+Why the writer looks the way it does:
+- Rows arrive page by page and are appended to a `ParquetWriter` as row groups, so memory is
+  bounded by one row group, never by the partition's size.
+- The file is written under a temporary name in the partition's own directory (same filesystem,
+  so the rename is atomic), fsynced, renamed over `part-0.parquet`, and the directory is fsynced
+  so the rename itself survives a power cut. A reader sees the old partition or the new one,
+  never half of one; a killed run leaves the old partition in place (and a temp file the next
+  run of that partition sweeps away). The temp name does not end in `.parquet`, so the
+  warehouse's globs never pick it up.
+- A day with no records still gets a file with the schema: "no data" differs from "not loaded".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import settings
+from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec
+
+PART_FILE = "part-0.parquet"
+TMP_SUFFIX = ".inprogress"
+# Rows per Parquet row group: a few pages per group keeps the file compact while memory stays
+# bounded (~ this many rows, each with its JSON, in flight).
+ROW_GROUP_ROWS = 5_000
+
+# --- test seam ------------------------------------------------------------------------------------
+# Crash tests set MARQUEE_TEST_CRASH_AT=<step>[@n] to make the process die (os._exit, no cleanup,
+# no flush: as close to SIGKILL as Python gets) the n-th time (default 1st) it reaches the named
+# step. Unset in production, where `crash_point` is a dictionary lookup and nothing else.
+CRASH_ENV = "MARQUEE_TEST_CRASH_AT"
+CRASH_EXIT_CODE = 86
+_crash_hits: dict[str, int] = {}
+
+
+def crash_point(step: str) -> None:
+    """Test seam: die here if MARQUEE_TEST_CRASH_AT names this step. A no-op otherwise."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted:
+        return
+    name, _, nth = wanted.partition("@")
+    if name != step:
+        return
+    _crash_hits[step] = _crash_hits.get(step, 0) + 1
+    if _crash_hits[step] >= int(nth or 1):
+        os._exit(CRASH_EXIT_CODE)
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+def lake_root(root: Path | str | None = None) -> Path:
+    return Path(root) if root is not None else settings.lake_dir()
+
+
+def partition_dir(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = "raw") -> Path:
+    return lake_root(root) / area / spec.provider / spec.entity / f"date={day.isoformat()}"
+
+
+def partition_path(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = "raw") -> Path:
+    return partition_dir(spec, day, root, area) / PART_FILE
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+STALE_TEMP_SECONDS = 3600
+
+
+def _sweep_temp_files(directory: Path) -> None:
+    """Remove temp files a killed run left behind. Only old ones: a concurrent run of the same
+    partition may be writing a young one right now."""
+    if not directory.is_dir():
+        return
+    cutoff = datetime.now().timestamp() - STALE_TEMP_SECONDS
+    for stale in directory.glob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+
+
+def atomic_write_table(table: pa.Table, target: Path) -> Path:
+    """Write a whole (small) table to `target` with the same temp + fsync + rename protocol."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+    try:
+        pq.write_table(table, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return target
+
+
+class RowsRejected(Exception):
+    """Rows Arrow could not fit into the schema (raised per row by `to_table_checked`)."""
+
+
+def to_table_checked(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, list[tuple[dict, str]]]:
+    """Build one page's table. If Arrow rejects the page, find the offending rows one by one so
+    a single bad record costs only itself; returns (table of good rows, [(bad row, reason)])."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), []
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    good: list[dict[str, Any]] = []
+    bad: list[tuple[dict, str]] = []
+    for row in rows:
+        try:
+            pa.Table.from_pylist([row], schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+            bad.append((row, f"does not fit the schema: {type(exc).__name__}: {exc}"[:500]))
+        else:
+            good.append(row)
+    return pa.Table.from_pylist(good, schema=schema), bad
+
+
+class PartitionWriter:
+    """Streams one partition (one entity, one day) into a temp file; `commit()` makes it visible.
+
+    Use as a context manager: leaving the block by an exception aborts (the temp file goes away,
+    the previous partition stays).
+    """
+
+    def __init__(self, spec: EntitySpec, day: date, root: Path | str | None = None,
+                 row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        self.spec = spec
+        self.day = day
+        self.schema = spec.schema
+        self.target = partition_path(spec, day, root)
+        self.row_group_rows = row_group_rows
+        self.rows_written = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._closed = False
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None or not self._closed:
+            self.abort()
+
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            _sweep_temp_files(self.target.parent)
+            self._tmp = self.target.parent / f".part-0.{uuid.uuid4().hex}{TMP_SUFFIX}"
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        return self._writer
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append an already-typed table (its schema must be the entity's)."""
+        if table.num_rows == 0:
+            return
+        if not table.schema.equals(self.schema):
+            table = table.select(self.schema.names).cast(self.schema)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.row_group_rows:
+            self.flush()
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> list[tuple[dict, str]]:
+        """Append one page of rows (dicts with every typed column plus the meta columns).
+        Returns the rows Arrow rejected, with the reason, for the caller to quarantine."""
+        if not rows:
+            return []
+        table, bad = to_table_checked(rows, self.schema)
+        self.write_table(table)
+        return bad
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_rows = [], 0
+        self._open().write_table(table, row_group_size=max(table.num_rows, 1))
+        self.rows_written += table.num_rows
+
+    def commit(self) -> Path:
+        """Close, fsync and atomically rename into place (an empty typed file if no rows)."""
+        self.flush()
+        writer = self._open()  # a writer with no row group still writes a valid, typed file
+        writer.close()
+        self._writer = None
+        assert self._tmp is not None
+        _fsync_file(self._tmp)
+        crash_point("lake.before_rename")
+        os.replace(self._tmp, self.target)
+        _fsync_dir(self.target.parent)
+        self._closed = True
+        crash_point("lake.after_rename")
+        return self.target
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+        self._pending, self._pending_rows = [], 0
+        self._closed = True
+
+
+# --- quarantine -----------------------------------------------------------------------------------
+
+
+def quarantine_row(spec: EntitySpec, day: date, reason: str, raw_json: str, loaded_at: datetime) -> dict[str, Any]:
+    return {"provider": spec.provider, "entity": spec.entity, "reason": reason, "_raw": raw_json,
+            "_loaded_at": loaded_at, "_partition": day}
+
+
+def write_quarantine(spec: EntitySpec, day: date, rows: list[dict[str, Any]],
+                     root: Path | str | None = None) -> Path | None:
+    """Replace the partition's quarantine file with `rows`; with none, remove it, because a re-run
+    replaces exactly its partition and a fixed record must not stay quarantined."""
+    target = partition_path(spec, day, root, area="quarantine")
+    if not rows:
+        if target.exists():
+            target.unlink()
+            _fsync_dir(target.parent)
+        return None
+    return atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), target)
+
+
+# --- reading back ---------------------------------------------------------------------------------
+
+
+def read_partition(spec: EntitySpec, day: date, root: Path | str | None = None,
+                   columns: list[str] | None = None, area: str = "raw") -> pa.Table | None:
+    """The landed partition, or None if that day was never landed."""
+    path = partition_path(spec, day, root, area)
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=columns)
+
+
+def landed_days(spec: EntitySpec, root: Path | str | None = None, area: str = "raw") -> list[date]:
+    base = lake_root(root) / area / spec.provider / spec.entity
+    if not base.is_dir():
+        return []
+    return sorted(date.fromisoformat(p.parent.name.removeprefix("date="))
+                  for p in base.glob(f"date=*/{PART_FILE}"))
+
+
+def iter_column(spec: EntitySpec, column: str, root: Path | str | None = None) -> Iterator[Any]:
+    """Every value of one column across all landed partitions, one row group at a time."""
+    for day in landed_days(spec, root):
+        pf = pq.ParquetFile(partition_path(spec, day, root))
+        for i in range(pf.num_row_groups):
+            yield from pf.read_row_group(i, columns=[column]).column(0).to_pylist()
+
+
+def iter_partition_batches(spec: EntitySpec, day: date, root: Path | str | None = None,
+                           columns: Iterable[str] | None = None) -> Iterator[pa.Table]:
+    """A landed partition, one row group at a time (bounded memory for re-copying)."""
+    path = partition_path(spec, day, root)
+    if not path.exists():
+        return
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        yield pf.read_row_group(i, columns=list(columns) if columns else None)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake as a resource, for code that prefers injection; `root` defaults to $MARQUEE_DATA_DIR/lake."""
+
+    root: str | None = None
+
+    def path(self) -> Path:
+        return lake_root(self.root)
+
+    def writer(self, spec: EntitySpec, day: date) -> PartitionWriter:
+        return PartitionWriter(spec, day, self.path())
+
+    def read(self, spec: EntitySpec, day: date, columns: list[str] | None = None) -> pa.Table | None:
+        return read_partition(spec, day, self.path(), columns)

@@ -1,0 +1,299 @@
+"""The warehouse: a views-only DuckDB catalog over the Parquet lake, and the registry of raw entities.
+
+Why views only: DuckDB allows one writer or many readers per file. Analysts keep
+`warehouse.duckdb` open for hours, so the pipeline never writes to it in place. Instead
+`publish_catalog()` builds a fresh catalog in a temporary file and renames it over the old one:
+an open reader keeps the inode it opened (old views, same Parquet underneath), the next
+connection sees the new catalog, and nobody ever waits for a lock. The views re-expand their
+Parquet globs at every query, so a newly landed partition is visible without republishing; only a
+new entity (or a new dbt model) needs `publish_catalog()`.
+
+The entity registry is filled by the provider asset modules (`assets/<provider>.py`) at import
+time: provider, entity, typed pyarrow schema and primary key. Views, asset checks and the dbt
+helper all work from it, so nothing here is provider-specific.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from pipelines import settings
+
+# Columns every raw row carries after the typed ones (CONTRACT.md "The lake and the warehouse").
+META_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("_raw", pa.string(), nullable=False),
+    pa.field("_loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("_partition", pa.date32(), nullable=False),
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("entity", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        *META_FIELDS,
+    ]
+)
+
+# Modules whose import registers raw entities. Listed here (not discovered) so that a caller that
+# only needs the schemas -- the dbt helper, the catalog publisher in a bare script -- gets all of
+# them without importing the whole Definitions.
+PROVIDER_MODULES = ("assets.tickettailor", "assets.sympla", "assets.cymbal", "assets.cymbio")
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """One raw entity: where it lives in the lake, its typed columns and its key."""
+
+    provider: str
+    entity: str
+    columns: pa.Schema  # the typed columns only; META_FIELDS are appended by `schema`
+    primary_key: tuple[str, ...]
+    # Columns that hold money in the provider's minor units (integers): checked to be integral.
+    money_minor_columns: tuple[str, ...] = ()
+    snapshot: bool = False  # a snapshot lands today's state under the partition day
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}_{self.entity}"
+
+    @property
+    def schema(self) -> pa.Schema:
+        names = set(self.columns.names)
+        clash = names & {f.name for f in META_FIELDS}
+        if clash:
+            raise ValueError(f"{self.name}: typed columns may not use reserved names {sorted(clash)}")
+        return pa.schema([*self.columns, *META_FIELDS])
+
+
+_REGISTRY: dict[str, EntitySpec] = {}
+
+
+def register_entity(spec: EntitySpec) -> EntitySpec:
+    """Register (or re-register, on module reload) a raw entity; returns it for module constants."""
+    missing = [k for k in spec.primary_key if k not in spec.columns.names]
+    if missing:
+        raise ValueError(f"{spec.name}: primary key columns {missing} are not in its schema")
+    for col in spec.money_minor_columns:
+        if col not in spec.columns.names:
+            raise ValueError(f"{spec.name}: money column {col!r} is not in its schema")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def registered_entities(load: bool = True) -> dict[str, EntitySpec]:
+    """All raw entities by asset name. `load` imports the provider modules first (idempotent)."""
+    if load:
+        for module in PROVIDER_MODULES:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
+    return dict(sorted(_REGISTRY.items()))
+
+
+def entity(name: str) -> EntitySpec:
+    specs = registered_entities()
+    if name not in specs:
+        raise KeyError(f"no raw entity named {name!r}; known: {', '.join(specs)}")
+    return specs[name]
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+
+def _quote(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_types(schema: pa.Schema) -> list[tuple[str, str]]:
+    """(column, DuckDB SQL type) for a pyarrow schema, as DuckDB itself maps it."""
+    probe = duckdb.connect()
+    try:
+        rel = probe.from_arrow(schema.empty_table())
+        return [(col, str(typ)) for col, typ in zip(rel.columns, rel.types, strict=True)]
+    finally:
+        probe.close()
+
+
+def empty_view_sql(schema: pa.Schema) -> str:
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS {_quote(col)}" for col, typ in duckdb_types(schema))
+    return f"SELECT {cols} WHERE false"
+
+
+def entity_glob(lake_root: Path, provider: str, entity_name: str) -> str:
+    return str(Path(lake_root) / "raw" / provider / entity_name / "date=*" / "*.parquet")
+
+
+def _has_files(glob: str) -> bool:
+    base = Path(glob).parent.parent
+    return base.is_dir() and any(base.glob("date=*/*.parquet"))
+
+
+def _landed_on_disk(lake_root: Path) -> dict[str, tuple[str, str]]:
+    """Entities that have files in the lake, registered or not (an old entity stays queryable)."""
+    found: dict[str, tuple[str, str]] = {}
+    raw = Path(lake_root) / "raw"
+    if not raw.is_dir():
+        return found
+    for provider_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
+        for entity_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
+            if any(entity_dir.glob("date=*/*.parquet")):
+                found[f"{provider_dir.name}_{entity_dir.name}"] = (provider_dir.name, entity_dir.name)
+    return found
+
+
+def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None,
+                     schema: str = "raw") -> list[str]:
+    """(Re)create one view `{schema}.{provider}_{entity}` per raw entity; returns the view names.
+
+    A registered entity without files yet gets an empty view typed from its pyarrow schema, so
+    dbt never fails on a provider that is not configured. Hive partitioning is off on purpose:
+    `_partition` is already a column in every file, and an extra `date` column would make the
+    view's shape differ from the empty one.
+    """
+    root = Path(lake_root) if lake_root is not None else settings.lake_dir()
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
+    specs = registered_entities()
+    names: list[str] = []
+    on_disk = _landed_on_disk(root)
+    for name in sorted(set(specs) | set(on_disk)):
+        spec = specs.get(name)
+        provider, ent = (spec.provider, spec.entity) if spec else on_disk[name]
+        glob = entity_glob(root, provider, ent)
+        if _has_files(glob):
+            body = f"SELECT * FROM read_parquet({_literal(glob)}, union_by_name = true, hive_partitioning = false)"
+        elif spec is not None:
+            body = empty_view_sql(spec.schema)
+        else:  # pragma: no cover - on_disk implies files
+            continue
+        con.execute(f"CREATE OR REPLACE VIEW {_quote(schema)}.{_quote(name)} AS {body}")
+        names.append(f"{schema}.{name}")
+    # Quarantined records of every entity, one view (empty and typed until something is quarantined).
+    qglob = str(root / "quarantine" / "*" / "*" / "date=*" / "*.parquet")
+    qroot = root / "quarantine"
+    if qroot.is_dir() and any(qroot.glob("*/*/date=*/*.parquet")):
+        qbody = f"SELECT * FROM read_parquet({_literal(qglob)}, union_by_name = true, hive_partitioning = false)"
+    else:
+        qbody = empty_view_sql(QUARANTINE_SCHEMA)
+    con.execute(f"CREATE OR REPLACE VIEW {_quote(schema)}.quarantine AS {qbody}")
+    names.append(f"{schema}.quarantine")
+    return names
+
+
+def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None) -> list[str]:
+    """A `{schema}.{name}` view for every `lake/models/{schema}/{name}.parquet` (dbt exports)."""
+    root = Path(lake_root) if lake_root is not None else settings.lake_dir()
+    models = root / "models"
+    names: list[str] = []
+    if not models.is_dir():
+        return names
+    for schema_dir in sorted(p for p in models.iterdir() if p.is_dir() and p.name != "raw"):
+        files = sorted(schema_dir.glob("*.parquet"))
+        if not files:
+            continue
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema_dir.name)}")
+        for f in files:
+            con.execute(
+                f"CREATE OR REPLACE VIEW {_quote(schema_dir.name)}.{_quote(f.stem)} AS "
+                f"SELECT * FROM read_parquet({_literal(str(f))})"
+            )
+            names.append(f"{schema_dir.name}.{f.stem}")
+    return names
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _catalog_lock(data_dir: Path) -> Iterator[None]:
+    """Serializes publishers (parallel partitions finish at the same time); readers never take it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".warehouse.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def publish_catalog(data_dir: Path | str | None = None) -> Path:
+    """Rebuild the analysts' views-only catalog in a temp file and atomically rename it into place.
+
+    Never opens `warehouse.duckdb` itself, so it cannot collide with a reader's lock, and a reader
+    can never make it fail.
+    """
+    base = Path(data_dir) if data_dir is not None else settings.data_dir()
+    target = base / "warehouse.duckdb"
+    lake_root = base / "lake"
+    with _catalog_lock(base):
+        tmp = base / f".warehouse.{os.getpid()}.{uuid.uuid4().hex}.duckdb.tmp"
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                create_raw_views(con, lake_root)
+                create_model_views(con, lake_root)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(base)
+        finally:
+            for leftover in (tmp, Path(str(tmp) + ".wal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+    return target
+
+
+class WarehouseResource(DuckDBResource):
+    """The analysts' DuckDB catalog (`$MARQUEE_DATA_DIR/warehouse.duckdb`).
+
+    `get_connection()` (from DuckDBResource) opens it read-write, which the pipeline never needs:
+    use `read_connection()` to query it and `publish()` to rebuild it.
+    """
+
+    database: str = Field(
+        default_factory=lambda: str(settings.warehouse_path()),
+        description="Path of the views-only catalog; defaults to $MARQUEE_DATA_DIR/warehouse.duckdb.",
+    )
+
+    @contextlib.contextmanager
+    def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not Path(self.database).exists():
+            publish_catalog(Path(self.database).parent)
+        con = duckdb.connect(self.database, read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def publish(self) -> Path:
+        return publish_catalog(Path(self.database).parent)
+
+
+def warehouse_resource() -> dg.ResourceDefinition | WarehouseResource:
+    return WarehouseResource()

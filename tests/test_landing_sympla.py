@@ -1,0 +1,75 @@
+"""Sympla and Cymbal landing against the sandbox: counts against the sandbox's facts, exact money,
+UTC timestamps, idempotent re-runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from assets import cymbal as cb
+from assets import sympla as sy
+from pipelines.sandbox import sympla as sy_sandbox
+from resources import lake
+from tests.test_landing_tickettailor import check_results, content, materializations, run
+from tests.test_landing_tickettailor import sandbox as sandbox  # noqa: F401  (fixture)
+
+ALL = [sy.sympla_events, sy.sympla_orders, sy.sympla_participants, *sy.defs.asset_checks]
+
+
+def test_orders_of_every_status_land_per_utc_creation_day(sandbox: Any) -> None:  # noqa: F811
+    facts = list(sy_sandbox.order_facts(sandbox.world))
+    per_day = Counter(f.created_at.astimezone(UTC).date() for f in facts)
+    gross = {f.order_id: f.gross_cents for f in facts}
+    for day in (date(2026, 2, 20), date(2026, 3, 2)):
+        result = run(ALL, day.isoformat())
+        assert result.success
+        mats = materializations(result)
+        assert mats["sympla_orders"]["dagster/row_count"] == per_day[day] > 0
+        assert all(c.passed for c in check_results(result).values())
+        orders = lake.read_partition(sy.ORDERS, day)
+        assert orders.schema.field("order_total_sale_price").type == pa.decimal128(18, 2)
+        assert {t.date() for t in orders.column("order_date").to_pylist()} == {day}
+        assert len(set(orders.column("order_status").to_pylist())) >= 1
+        # Exact reais: the landed decimal times 100 is the sandbox's own cents, for every order.
+        for oid, price in zip(orders.column("id").to_pylist(), orders.column("order_total_sale_price").to_pylist(),
+                              strict=True):
+            assert price * 100 == Decimal(gross[oid]), oid
+
+
+def test_participants_land_under_the_event_start_day(sandbox: Any) -> None:  # noqa: F811
+    events = list(sy_sandbox.event_facts(sandbox.world))
+    tickets = Counter(f.event_id for f in sy_sandbox.ticket_facts(sandbox.world) if f.issued)
+    ev = events[0]
+    day = ev.starts_at.astimezone(UTC).date()
+    result = run(ALL, day.isoformat())
+    assert result.success
+    parts = lake.read_partition(sy.PARTICIPANTS, day)
+    assert parts.num_rows == materializations(result)["sympla_participants"]["dagster/row_count"] > 0
+    same_day = {e.event_id for e in events if e.starts_at.astimezone(UTC).date() == day}
+    assert set(parts.column("event_id").to_pylist()) == same_day
+    statuses = Counter(parts.column("order_status").to_pylist())
+    # Approved participants are exactly the issued tickets; cancelled ones are landed too.
+    assert statuses["A"] == sum(tickets[e] for e in same_day)
+    assert {t for t in parts.column("event_start_date").to_pylist()} == {
+        e.starts_at for e in events if e.event_id in same_day}
+    events_table = lake.read_partition(sy.EVENTS, day)
+    starts = dict(zip(events_table.column("id").to_pylist(), events_table.column("start_date").to_pylist(),
+                      strict=True))
+    assert starts[ev.event_id] == ev.starts_at  # local Sao Paulo time parsed to the right UTC instant
+
+
+def test_sympla_and_cymbal_reruns_are_idempotent(sandbox: Any) -> None:  # noqa: F811
+    day = date(2026, 3, 2)
+    seen = []
+    for _ in range(3):
+        assert run([sy.sympla_orders, cb.cymbal_campaign_analytics], day.isoformat()).success
+        seen.append((content(sy.ORDERS, day), content(cb.CAMPAIGN_ANALYTICS, day)))
+    for later in seen[1:]:
+        assert all(a.equals(b) for a, b in zip(seen[0], later, strict=True))
+    campaigns = lake.read_partition(cb.CAMPAIGN_ANALYTICS, day)
+    assert sorted(campaigns.column("id").to_pylist()) == sorted(c.id for c in sandbox.world.campaigns)
+    assert pa.types.is_int64(campaigns.schema.field("attributed_revenue").type)
