@@ -1,0 +1,318 @@
+"""The dbt models (staging -> intermediate -> marts) as Dagster assets, downstream of the raw assets.
+
+One `dbt build` materializes the models and runs their dbt tests, which Dagster shows as asset
+checks. Around it:
+
+1. before: the pipeline-private build database (`$MARQUEE_DATA_DIR/build/dbt.duckdb`) gets fresh
+   `raw.*` views over the lake (resources/warehouse.create_raw_views) and the PII hash key;
+2. dbt builds, with vars `min_date`/`max_date` when the run names a window (run config, or the run
+   tags `marquee/min_date`, `marquee/max_date`), so the incremental models only recompute those days;
+3. after: every model is exported to `lake/models/{schema}/{name}.parquet` (temp file + rename),
+   the key is removed again, and the analysts' catalog is republished.
+
+Analysts never open the build database; they read the catalog, so a long query can't block a run.
+The asset runs in the "duckdb" pool: give that pool a limit of 1 in the instance config so DuckDB
+writers never overlap.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import dagster_dbt as dg_dbt
+import duckdb
+
+from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
+from pipelines import settings
+from resources.warehouse import create_raw_views, publish_catalog
+
+log = logging.getLogger(__name__)
+
+DBT_RESOURCE_KEY = "dbt"
+DUCKDB_POOL = "duckdb"
+MIN_DATE_TAG = "marquee/min_date"
+MAX_DATE_TAG = "marquee/max_date"
+MODEL_GROUPS = ("staging", "intermediate", "marts")
+
+# Keyed hash for emails, phones and document numbers (dbt macro `pii_hash`). The key lives in the
+# environment; it is written into the private build database only for the length of a build, as a
+# table the SQL reads, so it never appears in SQL text, dbt logs or target/.
+PII_KEY_ENV = "MARQUEE_PII_HASH_KEY"
+DEV_PII_KEY = "marquee-DEVELOPMENT-ONLY-pii-hash-key-set-MARQUEE_PII_HASH_KEY"
+PII_KEY_SCHEMA = "_marquee"
+PII_KEY_TABLE = f"{PII_KEY_SCHEMA}.pii_key"
+
+
+def pii_hash_key() -> str:
+    """The PII hash key from the environment, or the labelled development key (with a warning)."""
+    key = os.environ.get(PII_KEY_ENV, "")
+    if key:
+        return key
+    log.warning(
+        "%s is not set: hashing personal data with the fixed DEVELOPMENT key. Set it to a long random "
+        "secret in production, or hashed emails can be recomputed by anyone.",
+        PII_KEY_ENV,
+    )
+    return DEV_PII_KEY
+
+
+def dbt_vars(min_date: str | date | None = None, max_date: str | date | None = None) -> dict[str, str]:
+    """dbt `--vars` for a half-open reload window [min_date, max_date); empty for a full pass."""
+    out: dict[str, str] = {}
+    parsed: dict[str, date] = {}
+    for name, value in (("min_date", min_date), ("max_date", max_date)):
+        if value in (None, ""):
+            continue
+        try:
+            day = value if isinstance(value, date) else date.fromisoformat(str(value))
+        except ValueError as exc:
+            raise ValueError(f"dbt var {name}={value!r} is not a date; use YYYY-MM-DD.") from exc
+        parsed[name] = day
+        out[name] = day.isoformat()
+    if len(parsed) == 2 and parsed["min_date"] >= parsed["max_date"]:
+        raise ValueError(
+            f"empty dbt window [{out['min_date']}, {out['max_date']}): max_date is exclusive and must be "
+            "after min_date."
+        )
+    return out
+
+
+def build_args(vars_: Mapping[str, str], full_refresh: bool = False) -> list[str]:
+    args = ["build"]
+    if vars_:
+        args += ["--vars", json.dumps(dict(vars_), sort_keys=True)]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+@contextlib.contextmanager
+def dbt_process_env() -> Iterator[None]:
+    """Point the dbt subprocess (it inherits os.environ) at this data dir's build database."""
+    wanted = {k: v for k, v in dbt_env().items() if k.startswith(("DO_NOT", "DBT_", "MARQUEE_DBT", "MARQUEE_DATA"))}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def prepare_build_database(db_path: Path | None = None, lake_root: Path | None = None) -> list[str]:
+    """Create the raw views and the PII key table dbt needs; returns the raw view names."""
+    db_path = Path(db_path) if db_path is not None else dbt_database_path()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db_path))
+    try:
+        views = create_raw_views(con, lake_root if lake_root is not None else settings.lake_dir())
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {PII_KEY_SCHEMA}")
+        con.execute(f"CREATE OR REPLACE TABLE {PII_KEY_TABLE} (key VARCHAR NOT NULL)")
+        con.execute(f"INSERT INTO {PII_KEY_TABLE} VALUES (?)", [pii_hash_key()])
+    finally:
+        con.close()
+    return views
+
+
+def forget_pii_key(db_path: Path | None = None) -> None:
+    """Remove the key from the build database once nothing needs it (the build and the export)."""
+    db_path = Path(db_path) if db_path is not None else dbt_database_path()
+    if not db_path.exists():
+        return
+    con = duckdb.connect(str(db_path))
+    try:
+        # Dropped, not emptied: a staging view queried without a key must fail, not hash to NULL.
+        con.execute(f"DROP TABLE IF EXISTS {PII_KEY_TABLE}")
+    finally:
+        con.close()
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _manifest_models(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") == "model" and node.get("config", {}).get("materialized") != "ephemeral":
+            out.append((node["schema"], node.get("alias") or node["name"]))
+    return sorted(out)
+
+
+def export_models(
+    db_path: Path | None = None,
+    lake_root: Path | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
+    """Write every built model to `lake/models/{schema}/{name}.parquet`; returns rows per model.
+
+    Each file is written to a temporary name and renamed over the old one, so a reader of the
+    catalog sees either the previous export or the new one, never half a file.
+    """
+    db_path = Path(db_path) if db_path is not None else dbt_database_path()
+    root = Path(lake_root) if lake_root is not None else settings.lake_dir()
+    if manifest is None:
+        manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    counts: dict[str, int] = {}
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        for schema, name in _manifest_models(manifest):
+            if not _has_table(con, schema, name):
+                continue  # not built (e.g. a subset run before its first build)
+            out_dir = root / "models" / schema
+            out_dir.mkdir(parents=True, exist_ok=True)
+            target = out_dir / f"{name}.parquet"
+            tmp = out_dir / f".{name}.{uuid.uuid4().hex}.parquet.tmp"
+            try:
+                path_sql = "'" + str(tmp).replace("'", "''") + "'"
+                con.execute(f'COPY (SELECT * FROM "{schema}"."{name}") TO {path_sql} (FORMAT parquet)')
+                os.replace(tmp, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
+            counts[f"{schema}.{name}"] = int(row[0]) if row else 0
+    finally:
+        con.close()
+    return counts
+
+
+class MarqueeDbtTranslator(dg_dbt.DagsterDbtTranslator):
+    """Sources are the raw assets (by their `meta.dagster.asset_key`, i.e. `tickettailor_orders`);
+    models are `{schema}/{name}` (e.g. `marts/revenue`) in groups staging / intermediate / marts."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
+            return dg.AssetKey(key) if key else dg.AssetKey(dbt_resource_props["name"])
+        group = self.get_group_name(dbt_resource_props)
+        if group:
+            return dg.AssetKey([group, dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn") or []
+        if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 1 and fqn[1] in MODEL_GROUPS:
+            return fqn[1]
+        return None
+
+
+class DbtBuildConfig(dg.Config):
+    """Run config for the dbt build. Dates are UTC days; max_date is exclusive."""
+
+    min_date: str | None = None
+    max_date: str | None = None
+    full_refresh: bool = False
+
+
+def _window_from_run(config: DbtBuildConfig, tags: Mapping[str, str]) -> dict[str, str]:
+    return dbt_vars(config.min_date or tags.get(MIN_DATE_TAG), config.max_date or tags.get(MAX_DATE_TAG))
+
+
+@dg_dbt.dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=MarqueeDbtTranslator(),
+    name="marquee_dbt_models",
+    pool=DUCKDB_POOL,
+    op_tags={"marquee/writes": "duckdb"},
+)
+def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliResource, config: DbtBuildConfig):
+    window = _window_from_run(config, context.run.tags)
+    db_path = dbt_database_path()
+    with dbt_process_env():
+        views = prepare_build_database(db_path, settings.lake_dir())
+        if not os.environ.get(PII_KEY_ENV):
+            context.log.warning(f"{PII_KEY_ENV} is not set: PII hashes use the fixed development key.")
+        context.log.info(
+            f"dbt build into {db_path} over {len(views)} raw views; "
+            + (
+                f"window [{window.get('min_date', '-inf')}, {window.get('max_date', '+inf')})"
+                if window
+                else "no window"
+            )
+        )
+        # dbt holds the build database's write lock until it exits, so row counts and previews can
+        # only be read afterwards: events are held back and yielded once dbt is done (dbt's own log
+        # still streams live). On failure, what succeeded is still reported before the error.
+        events: list[Any] = []
+        try:
+            try:
+                for event in dbt.cli(build_args(window, config.full_refresh), context=context).stream():
+                    events.append(event)
+            except Exception:
+                yield from events
+                raise
+            counts = export_models(db_path, settings.lake_dir())
+            yield from _with_table_metadata(context, events, db_path)
+        finally:
+            forget_pii_key(db_path)
+    catalog = publish_catalog()
+    context.log.info(f"exported {len(counts)} models to {settings.lake_dir() / 'models'}; catalog {catalog}")
+
+
+def table_metadata(con: duckdb.DuckDBPyConnection, schema: str, name: str, preview_rows: int = 5) -> dict[str, Any]:
+    """Row count, column schema (as built) and a short Markdown preview of one model."""
+    columns = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
+    sample = con.execute(f'SELECT * FROM "{schema}"."{name}" LIMIT {int(preview_rows)}').fetchall()
+    header = "| " + " | ".join(c for c, _ in columns) + " |"
+    rule = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in r) + " |" for r in sample]
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(row[0]) if row else 0),
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in columns]),
+        "preview": dg.MetadataValue.md("\n".join([header, rule, *body])),
+    }
+
+
+def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], db_path: Path) -> Iterator[Any]:
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                schema, name = key.path[0], key.path[-1]
+                if len(key.path) == 2 and _has_table(con, schema, name):
+                    event = dg.Output(
+                        value=event.value,
+                        output_name=event.output_name,
+                        metadata={**event.metadata, **table_metadata(con, schema, name)},
+                        data_version=event.data_version,
+                        tags=event.tags,
+                    )
+            yield event
+    finally:
+        con.close()
+
+
+defs = dg.Definitions(
+    assets=[marquee_dbt_models],
+    resources={
+        DBT_RESOURCE_KEY: dg_dbt.DbtCliResource(
+            project_dir=dbt_project,
+            profiles_dir=os.fspath(settings.DBT_PROJECT_DIR),
+            # The venv's dbt, found without relying on PATH (`dagster dev` may not have it).
+            dbt_executable=os.fspath(Path(sys.executable).with_name("dbt")),
+        )
+    },
+)

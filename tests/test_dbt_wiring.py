@@ -1,0 +1,136 @@
+"""The dbt project as Dagster assets: lineage from the raw assets, groups, checks, pool, run vars,
+and one materialization through Dagster that exports the models and publishes the catalog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from test_dbt_marts import PII_KEY, _rows, write_lake
+
+from assets.dbt import (
+    DUCKDB_POOL,
+    DbtBuildConfig,
+    _window_from_run,
+    build_args,
+    dbt_vars,
+    defs,
+    marquee_dbt_models,
+)
+from assets.dbt_project import dbt_project
+from resources.warehouse import registered_entities
+
+
+def _manifest() -> dict:
+    return json.loads(Path(dbt_project.manifest_path).read_text())
+
+
+def test_every_raw_entity_has_a_source_and_one_staging_model():
+    manifest = _manifest()
+    sources = {s["name"]: s for s in manifest["sources"].values()}
+    staging = {
+        n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["fqn"][1] == "staging"
+    }
+    for name, spec in registered_entities().items():
+        assert name in sources, f"raw entity {name} has no dbt source"
+        assert sources[name]["schema"] == "raw"
+        assert sources[name]["meta"]["dagster"]["asset_key"] == [name]
+        assert f"stg_{spec.provider}__{spec.entity}" in staging, name
+
+
+def test_every_model_column_is_documented():
+    for node in _manifest()["nodes"].values():
+        if node["resource_type"] != "model":
+            continue
+        assert node["description"].strip(), node["name"]
+        for col in node["columns"].values():
+            assert col["description"].strip(), (node["name"], col["name"])
+
+
+def test_lineage_groups_checks_and_pool():
+    specs = {s.key: s for s in marquee_dbt_models.specs}
+    stg = specs[dg.AssetKey(["staging", "stg_tickettailor__orders"])]
+    assert {d.asset_key for d in stg.deps} == {dg.AssetKey("tickettailor_orders")}
+    assert stg.group_name == "staging"
+    revenue = specs[dg.AssetKey(["marts", "revenue"])]
+    assert revenue.group_name == "marts"
+    assert {d.asset_key for d in revenue.deps} == {dg.AssetKey(["intermediate", "int_orders"])}
+    assert specs[dg.AssetKey(["intermediate", "int_tickets"])].group_name == "intermediate"
+    # contract marts exist under their names
+    for mart in ("attendance", "revenue", "campaign_attribution"):
+        assert dg.AssetKey(["marts", mart]) in specs
+    checks = {(c.asset_key, c.name) for c in marquee_dbt_models.check_specs}
+    assert any(
+        k == dg.AssetKey(["marts", "revenue"]) and n.startswith("unique_combination_of_columns") for k, n in checks
+    )
+    assert any(k == dg.AssetKey(["marts", "attendance"]) and n.startswith("not_greater_than") for k, n in checks)
+    assert marquee_dbt_models.op.pool == DUCKDB_POOL
+    assert "dbt" in defs.resources
+
+
+def test_dbt_vars_and_args():
+    assert dbt_vars() == {}
+    assert dbt_vars("2026-03-01", "2026-03-08") == {"min_date": "2026-03-01", "max_date": "2026-03-08"}
+    assert dbt_vars(min_date="2026-03-01") == {"min_date": "2026-03-01"}
+    with pytest.raises(ValueError, match="not a date"):
+        dbt_vars("yesterday")
+    with pytest.raises(ValueError, match="exclusive"):
+        dbt_vars("2026-03-08", "2026-03-08")
+    assert build_args({}) == ["build"]
+    assert build_args({"min_date": "2026-03-01"}, full_refresh=True) == [
+        "build",
+        "--vars",
+        '{"min_date": "2026-03-01"}',
+        "--full-refresh",
+    ]
+    tags = {"marquee/min_date": "2026-03-01", "marquee/max_date": "2026-03-08"}
+    assert _window_from_run(DbtBuildConfig(), tags) == {"min_date": "2026-03-01", "max_date": "2026-03-08"}
+    # run config wins over tags
+    assert _window_from_run(DbtBuildConfig(min_date="2026-03-05"), tags)["min_date"] == "2026-03-05"
+
+
+def test_materialize_through_dagster(tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("MARQUEE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MARQUEE_PII_HASH_KEY", PII_KEY)
+    write_lake(data_dir / "lake", _rows())
+
+    result = dg.materialize(
+        [marquee_dbt_models],
+        resources=defs.resources,
+        tags={"marquee/min_date": "2025-01-01", "marquee/max_date": "2025-02-01"},
+    )
+    assert result.success
+    materialized = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["marts", "campaign_attribution"]) in materialized
+    revenue_md = materialized[dg.AssetKey(["marts", "revenue"])].metadata
+    assert revenue_md["dagster/row_count"].value == 5  # five (provider, event, currency, day) rows by hand
+    assert "net_cents" in revenue_md["preview"].value
+    assert [c.name for c in revenue_md["dagster/column_schema"].schema.columns][:4] == [
+        "provider",
+        "event_id",
+        "currency",
+        "order_date",
+    ]
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 100 and all(e.passed for e in evaluations)
+
+    # exported to the lake, published in the analysts' catalog, key gone from the build database
+    assert (data_dir / "lake" / "models" / "marts" / "revenue.parquet").exists()
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT sum(net_cents) FROM marts.revenue WHERE currency = 'GBP'").fetchone() == (
+            300 + 3000 + 1200,
+        )
+    finally:
+        con.close()
+    con = duckdb.connect(str(data_dir / "build" / "dbt.duckdb"), read_only=True)
+    try:
+        assert con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_marquee'"
+        ).fetchone() == (0,)
+    finally:
+        con.close()
