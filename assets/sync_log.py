@@ -1,0 +1,172 @@
+"""The reverse-sync log: per destination and record id, what was last accepted and what failed.
+
+Layout: `{MARQUEE_DATA_DIR}/lake/sync_log/{destination}/part-*.parquet`, append-only. Every flush
+writes one new file (temp name, fsync, rename), so a reader never sees half a file and two runs
+syncing different partitions of the same destination never write the same file. `compact()` folds
+the files into one under a per-destination lock at the end of a run, so the file count stays small.
+
+A record's state is its latest row: `sent` (the destination accepted the payload with this hash) or
+`failed` (with the reason; retried next run). A record is unchanged, and not sent again, only when
+the hash of its latest *accepted* payload equals the hash of the payload built now.
+
+Rows carry ids and hashes only: contacts are keyed by a hash of their email/phone
+(`sync_payloads.contact_key`), so no email or phone number is ever written here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import settings
+
+SENT = "sent"
+FAILED = "failed"
+
+SCHEMA = pa.schema([
+    pa.field("destination", pa.string(), nullable=False),
+    pa.field("record_id", pa.string(), nullable=False),
+    pa.field("payload_hash", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # sent | failed
+    pa.field("reason", pa.string()),
+    pa.field("logged_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("partition", pa.string()),  # the run's partition range, for the operator
+    pa.field("run_id", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class RecordState:
+    last_sent_hash: str | None  # hash of the latest payload the destination accepted
+    status: str  # status of the latest row
+    reason: str | None
+
+
+def log_dir(destination: str, lake_root: Path | None = None) -> Path:
+    root = lake_root if lake_root is not None else settings.lake_dir()
+    return Path(root) / "sync_log" / destination
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("part-*.parquet")) if directory.is_dir() else []
+
+
+def _read_table(directory: Path) -> pa.Table:
+    # A concurrent compaction may delete a file between listing and reading; its rows are already in
+    # the compacted file by then, so list again.
+    for _ in range(5):
+        try:
+            tables = [pq.read_table(f, schema=SCHEMA) for f in _files(directory)]
+        except FileNotFoundError:
+            continue
+        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    raise RuntimeError(f"sync log {directory} kept changing while being read; retry the run")
+
+
+def _order_key(row: dict) -> tuple:
+    return (row["logged_at"], 0 if row["status"] == FAILED else 1)
+
+
+class SyncLog:
+    """One destination's log. `state()` reads it; `append()` durably records one batch's outcome."""
+
+    def __init__(self, destination: str, lake_root: Path | None = None) -> None:
+        self.destination = destination
+        self.directory = log_dir(destination, lake_root)
+
+    def rows(self) -> list[dict]:
+        return _read_table(self.directory).to_pylist()
+
+    def state(self) -> dict[str, RecordState]:
+        latest: dict[str, dict] = {}
+        last_sent: dict[str, str] = {}
+        last_sent_at: dict[str, tuple] = {}
+        for row in self.rows():
+            rid = row["record_id"]
+            key = _order_key(row)
+            if rid not in latest or key >= _order_key(latest[rid]):
+                latest[rid] = row
+            if row["status"] == SENT and (rid not in last_sent_at or key >= last_sent_at[rid]):
+                last_sent[rid], last_sent_at[rid] = row["payload_hash"], key
+        return {
+            rid: RecordState(last_sent.get(rid), row["status"], row["reason"]) for rid, row in latest.items()
+        }
+
+    def append(self, entries: Iterable[tuple[str, str, str, str | None]], *, partition: str | None = None,
+               run_id: str | None = None) -> int:
+        """Record (record_id, payload_hash, status, reason) rows durably; returns how many."""
+        now = datetime.now(UTC)
+        rows = [
+            {"destination": self.destination, "record_id": rid, "payload_hash": h, "status": status,
+             "reason": reason, "logged_at": now, "partition": partition, "run_id": run_id}
+            for rid, h, status, reason in entries
+        ]
+        if not rows:
+            return 0
+        stamp = now.strftime("%Y%m%dT%H%M%S%f")
+        _write_atomic(pa.Table.from_pylist(rows, schema=SCHEMA),
+                      self.directory / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
+        return len(rows)
+
+    def compact(self) -> None:
+        """Fold all files into one, keeping per record its latest row and its latest accepted row."""
+        with _lock(self.directory):
+            files = _files(self.directory)
+            if len(files) <= 1:
+                return
+            table = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])
+            latest: dict[str, dict] = {}
+            last_sent: dict[str, dict] = {}
+            for row in table.to_pylist():
+                rid, key = row["record_id"], _order_key(row)
+                if rid not in latest or key >= _order_key(latest[rid]):
+                    latest[rid] = row
+                if row["status"] == SENT and (rid not in last_sent or key >= _order_key(last_sent[rid])):
+                    last_sent[rid] = row
+            keep = list(last_sent.values()) + [r for rid, r in latest.items() if last_sent.get(rid) is not r]
+            keep.sort(key=lambda r: (r["record_id"], _order_key(r)))
+            stamp = max(r["logged_at"] for r in keep).strftime("%Y%m%dT%H%M%S%f")
+            # Named after its newest row so it sorts before anything appended later.
+            _write_atomic(pa.Table.from_pylist(keep, schema=SCHEMA),
+                          self.directory / f"part-{stamp}-compact{uuid.uuid4().hex[:8]}.parquet")
+            for f in files:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+
+
+def _write_atomic(table: pa.Table, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
