@@ -96,7 +96,6 @@ def run_range(start: date, end: date, select: str | None = None,
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     instance = dg.DagsterInstance.get()
-    resources = defs.resources
 
     wanted = None
     if select:
@@ -111,9 +110,6 @@ def run_range(start: date, end: date, select: str | None = None,
     raw = keys_where(lambda n: n.partitions_def is not None and n.group_name != SYNC_GROUP)
     models = keys_where(lambda n: n.partitions_def is None and n.group_name != SYNC_GROUP)
     sync = keys_where(lambda n: n.group_name == SYNC_GROUP)
-    all_assets = list(repo.assets_defs_by_key.values())
-    # dedupe multi-asset definitions (dbt) that appear once per key
-    unique_assets = list({id(a): a for a in all_assets}.values())
     range_tags = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
     if end.isoformat() not in daily_partitions.get_partition_keys():
         raise SystemExit(f"marquee run: {end} is not a partition yet (the last one is today, UTC)")
@@ -123,16 +119,20 @@ def run_range(start: date, end: date, select: str | None = None,
         "marquee/min_date": start.isoformat(),
         "marquee/max_date": (end + timedelta(days=1)).isoformat(),
     }), ("sync", sync, range_tags)]
+    # One job per phase, so each phase runs its assets' checks too and shows up as a named job
+    # in the UI's run list.
+    run_defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[
+        dg.define_asset_job(f"marquee_run_{phase}", selection=dg.AssetSelection.assets(*keys))
+        for phase, keys, _ in plan if keys
+    ]))
     for phase, keys, tags in plan:
         if not keys:
             progress(f"[{phase}] nothing selected")
             continue
         progress(f"[{phase}] materializing {len(keys)} asset(s) for {start} .. {end}")
         t0 = time.monotonic()
-        result = dg.materialize(
-            unique_assets, selection=dg.AssetSelection.assets(*keys), instance=instance,
-            resources=resources, tags=tags, raise_on_error=False,
-        )
+        job = run_defs.get_job_def(f"marquee_run_{phase}")
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
         phase_result = PhaseResult(phase, seconds=time.monotonic() - t0)
         for event in result.get_asset_materialization_events():
             key = event.asset_key.to_user_string()
