@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster flags the beta/preview APIs we use deliberately (single-run backfills, partitioned
+    # checks) on every import; users cannot act on that, so keep it out of their terminal.
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -114,6 +114,8 @@ def run_range(start: date, end: date, select: str | None = None,
     if end.isoformat() not in daily_partitions.get_partition_keys():
         raise SystemExit(f"marquee run: {end} is not a partition yet (the last one is today, UTC)")
 
+    # The full event log is in the instance (and the UI); the terminal gets warnings and errors.
+    log_level = os.environ.get("MARQUEE_LOG_LEVEL", "WARNING").upper()
     results: list[PhaseResult] = []
     plan = [("raw", raw, range_tags), ("models", models, {
         "marquee/min_date": start.isoformat(),
@@ -132,12 +134,17 @@ def run_range(start: date, end: date, select: str | None = None,
         progress(f"[{phase}] materializing {len(keys)} asset(s) for {start} .. {end}")
         t0 = time.monotonic()
         job = run_defs.get_job_def(f"marquee_run_{phase}")
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
         phase_result = PhaseResult(phase, seconds=time.monotonic() - t0)
         for event in result.get_asset_materialization_events():
             key = event.asset_key.to_user_string()
             rows = _row_count(event)
-            phase_result.materialized[key] = phase_result.materialized.get(key, 0) + max(rows, 0)
+            # A single-run backfill reports one event per partition, each carrying the whole
+            # run's row count: keep one, do not add them up.
+            phase_result.materialized[key] = max(phase_result.materialized.get(key, 0), rows)
         for key, rows in sorted(phase_result.materialized.items()):
             progress(f"  {key}: {rows} rows")
         results.append(phase_result)
