@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import sys
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -32,6 +31,7 @@ import duckdb
 
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
 from pipelines import settings
+from resources.files import written_atomically
 from resources.warehouse import create_raw_views, publish_catalog
 
 log = logging.getLogger(__name__)
@@ -176,15 +176,9 @@ def export_models(
                 continue  # not built (e.g. a subset run before its first build)
             out_dir = root / "models" / schema
             out_dir.mkdir(parents=True, exist_ok=True)
-            target = out_dir / f"{name}.parquet"
-            tmp = out_dir / f".{name}.{uuid.uuid4().hex}.parquet.tmp"
-            try:
+            with written_atomically(out_dir / f"{name}.parquet") as tmp:
                 path_sql = "'" + str(tmp).replace("'", "''") + "'"
                 con.execute(f'COPY (SELECT * FROM "{schema}"."{name}") TO {path_sql} (FORMAT parquet)')
-                os.replace(tmp, target)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
             row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
             counts[f"{schema}.{name}"] = int(row[0]) if row else 0
     finally:

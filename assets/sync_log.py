@@ -16,10 +16,8 @@ Rows carry ids and hashes only: contacts are keyed by a hash of their email/phon
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import settings
+from resources.files import atomic_write_table, exclusive_lock
 
 SENT = "sent"
 FAILED = "failed"
@@ -113,13 +112,13 @@ class SyncLog:
         if not rows:
             return 0
         stamp = now.strftime("%Y%m%dT%H%M%S%f")
-        _write_atomic(pa.Table.from_pylist(rows, schema=SCHEMA),
+        atomic_write_table(pa.Table.from_pylist(rows, schema=SCHEMA),
                       self.directory / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
         return len(rows)
 
     def compact(self) -> None:
         """Fold all files into one, keeping per record its latest row and its latest accepted row."""
-        with _lock(self.directory):
+        with exclusive_lock(self.directory / ".lock"):
             files = _files(self.directory)
             if len(files) <= 1:
                 return
@@ -136,37 +135,8 @@ class SyncLog:
             keep.sort(key=lambda r: (r["record_id"], _order_key(r)))
             stamp = max(r["logged_at"] for r in keep).strftime("%Y%m%dT%H%M%S%f")
             # Named after its newest row so it sorts before anything appended later.
-            _write_atomic(pa.Table.from_pylist(keep, schema=SCHEMA),
+            atomic_write_table(pa.Table.from_pylist(keep, schema=SCHEMA),
                           self.directory / f"part-{stamp}-compact{uuid.uuid4().hex[:8]}.parquet")
             for f in files:
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()
-
-
-def _write_atomic(table: pa.Table, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

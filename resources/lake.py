@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,10 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import settings
+from resources.files import TMP_SUFFIX, atomic_write_table, fsync_dir, replace_durably, temp_path_for
 from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec
 
 PART_FILE = "part-0.parquet"
-TMP_SUFFIX = ".inprogress"
 # Rows per Parquet row group: a few pages per group keeps the file compact while memory stays
 # bounded (~ this many rows, each with its JSON, in flight).
 ROW_GROUP_ROWS = 5_000
@@ -75,19 +74,6 @@ def partition_path(spec: EntitySpec, day: date, root: Path | str | None = None, 
     return partition_dir(spec, day, root, area) / PART_FILE
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 STALE_TEMP_SECONDS = 3600
 
 
@@ -101,21 +87,6 @@ def _sweep_temp_files(directory: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             if stale.stat().st_mtime < cutoff:
                 stale.unlink()
-
-
-def atomic_write_table(table: pa.Table, target: Path) -> Path:
-    """Write a whole (small) table to `target` with the same temp + fsync + rename protocol."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-    try:
-        pq.write_table(table, tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return target
 
 
 class RowsRejected(Exception):
@@ -173,7 +144,7 @@ class PartitionWriter:
         if self._writer is None:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             _sweep_temp_files(self.target.parent)
-            self._tmp = self.target.parent / f".part-0.{uuid.uuid4().hex}{TMP_SUFFIX}"
+            self._tmp = temp_path_for(self.target)
             self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
         return self._writer
 
@@ -212,10 +183,8 @@ class PartitionWriter:
         writer.close()
         self._writer = None
         assert self._tmp is not None
-        _fsync_file(self._tmp)
         crash_point("lake.before_rename")
-        os.replace(self._tmp, self.target)
-        _fsync_dir(self.target.parent)
+        replace_durably(self._tmp, self.target)
         self._closed = True
         crash_point("lake.after_rename")
         return self.target
@@ -248,7 +217,7 @@ def write_quarantine(spec: EntitySpec, day: date, rows: list[dict[str, Any]],
     if not rows:
         if target.exists():
             target.unlink()
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return None
     return atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), target)
 

@@ -16,10 +16,7 @@ helper all work from it, so nothing here is provider-specific.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +28,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from pipelines import settings
+from resources.files import exclusive_lock, written_atomically
 
 # Columns every raw row carries after the typed ones (CONTRACT.md "The lake and the warehouse").
 META_FIELDS: tuple[pa.Field, ...] = (
@@ -219,26 +217,6 @@ def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | N
     return names
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _catalog_lock(data_dir: Path) -> Iterator[None]:
-    """Serializes publishers (parallel partitions finish at the same time); readers never take it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / ".warehouse.lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def publish_catalog(data_dir: Path | str | None = None) -> Path:
     """Rebuild the analysts' views-only catalog in a temp file and atomically rename it into place.
 
@@ -248,24 +226,15 @@ def publish_catalog(data_dir: Path | str | None = None) -> Path:
     base = Path(data_dir) if data_dir is not None else settings.data_dir()
     target = base / "warehouse.duckdb"
     lake_root = base / "lake"
-    with _catalog_lock(base):
-        tmp = base / f".warehouse.{os.getpid()}.{uuid.uuid4().hex}.duckdb.tmp"
+    # Serializes publishers (parallel partitions finish at the same time); readers never take it.
+    with exclusive_lock(base / ".warehouse.lock"), written_atomically(target) as tmp:
+        con = duckdb.connect(str(tmp))
         try:
-            con = duckdb.connect(str(tmp))
-            try:
-                create_raw_views(con, lake_root)
-                create_model_views(con, lake_root)
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            _fsync_dir(base)
+            create_raw_views(con, lake_root)
+            create_model_views(con, lake_root)
+            con.execute("CHECKPOINT")
         finally:
-            for leftover in (tmp, Path(str(tmp) + ".wal")):
-                with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
+            con.close()
     return target
 
 
