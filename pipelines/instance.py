@@ -1,0 +1,77 @@
+"""The Dagster instance configuration marquee needs: one concurrency pool for every DuckDB writer.
+
+DuckDB allows one writer per database file. dbt (and anything else that writes a DuckDB file)
+runs in the pool `duckdb`, and the instance caps that pool at one op at a time across all runs, so
+a month-long backfill, a scheduled run and a UI click can overlap without a "Could not set lock on
+file" error. Landing assets are not in the pool: they only write Parquet, and run in parallel.
+
+Dagster OSS reads pool limits from `$DAGSTER_HOME/dagster.yaml` (`concurrency: pools:
+default_limit:`); there is no per-pool key in the file (per-pool limits live in the instance's
+database, set through the UI or `dagster instance concurrency set`). `default_limit` covers every
+pool without an explicit limit, which is what we want: `duckdb` is the only pool marquee declares.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DUCKDB_POOL = "duckdb"
+DUCKDB_POOL_LIMIT = 1
+
+# Keys marquee owns in dagster.yaml. Anything else an operator adds (storage, run queue, ...) is kept.
+_REQUIRED: dict[str, Any] = {
+    "concurrency": {"pools": {"default_limit": DUCKDB_POOL_LIMIT, "granularity": "op"}},
+    # Freshness policies (on the marts) are evaluated only when this is on; it is the 1.13 default,
+    # written explicitly so a future default change does not silently hide stale marts.
+    "freshness": {"enabled": True},
+    "telemetry": {"enabled": False},
+}
+
+
+def instance_config(existing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`existing` dagster.yaml content with marquee's required keys set (theirs win elsewhere)."""
+    config: dict[str, Any] = dict(existing or {})
+    concurrency = dict(config.get("concurrency") or {})
+    pools = dict(concurrency.get("pools") or {})
+    pools.update(_REQUIRED["concurrency"]["pools"])
+    concurrency["pools"] = pools
+    # The legacy key is rejected by Dagster when `pools` is present.
+    concurrency.pop("default_op_concurrency_limit", None)
+    config["concurrency"] = concurrency
+    config["freshness"] = dict(_REQUIRED["freshness"])
+    config.setdefault("telemetry", dict(_REQUIRED["telemetry"]))
+    return config
+
+
+def ensure_instance_config(home: Path | str | None = None) -> Path:
+    """Create `home` (default `$DAGSTER_HOME`) and make its dagster.yaml cap the `duckdb` pool at 1.
+
+    Idempotent, and rewrites the file only when a required key is missing or different, so a
+    running `dagster dev` is not disturbed by a second `marquee run`.
+    """
+    base = Path(home or os.environ.get("DAGSTER_HOME") or "").expanduser()
+    if not str(base):
+        raise ValueError("ensure_instance_config: pass a directory or set DAGSTER_HOME")
+    base = base.resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / "dagster.yaml"
+    current: dict[str, Any] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} is not a YAML mapping; fix or delete it and rerun")
+        current = loaded
+    wanted = instance_config(current)
+    if wanted != current:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(
+            "# Written by marquee (pipelines/instance.py). Keys under concurrency.pools and freshness\n"
+            "# are enforced on every run; anything else you add here is kept.\n"
+            + yaml.safe_dump(wanted, sort_keys=True)
+        )
+        os.replace(tmp, path)
+    return path
