@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_lazy("pipelines.runner", "run_main", "run"))
 
     dev = sub.add_parser("dev", help="start the sandbox and `dagster dev`, wired together")
-    dev.add_argument("--port", type=int, default=3000, help="port for the Dagster UI")
+    from pipelines.devserver import add_arguments as add_dev_arguments
+
+    add_dev_arguments(dev)
     dev.set_defaults(func=_lazy("pipelines.devserver", "main", "dev"))
     return parser
 

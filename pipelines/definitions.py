@@ -37,7 +37,11 @@ def _discovered_defs() -> list[dg.Definitions]:
 def build_definitions() -> dg.Definitions:
     parts = _discovered_defs()
     merged = dg.Definitions.merge(*parts) if parts else dg.Definitions()
-    return dg.Definitions.merge(merged, dg.Definitions(resources=build_resources()))
+    from pipelines.freshness import with_operational_policies
+
+    merged = dg.Definitions.merge(merged, dg.Definitions(resources=build_resources()))
+    # Freshness applies to the dbt marts, which are defined in another module than the policy.
+    return with_operational_policies(merged)
 
 
 defs = build_definitions()

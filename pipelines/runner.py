@@ -49,6 +49,9 @@ def _dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir() / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    from pipelines.instance import ensure_instance_config
+
+    ensure_instance_config(home)  # the "duckdb" pool limit, shared with `marquee dev`
     return home
 
 

@@ -7,6 +7,8 @@ headers, auth, or request bodies, so a secret cannot leak into a log or a failed
 
 from __future__ import annotations
 
+import dagster as dg
+
 
 class ProviderError(Exception):
     """Base class: a call to a provider's API failed."""
@@ -18,15 +20,24 @@ class ProviderError(Exception):
         self.status = status
 
 
-class ProviderNotConfiguredError(ProviderError):
+class _FinalProviderError(ProviderError, dg.Failure):
+    """An error no retry can fix. Also a `dg.Failure(allow_retries=False)`, so an asset-level
+    RetryPolicy does not re-run a rejected key three times before showing the same message."""
+
+    def __init__(self, message: str, *, provider: str, endpoint: str = "", status: int | None = None) -> None:
+        super().__init__(message, provider=provider, endpoint=endpoint, status=status)
+        self.allow_retries = False
+
+
+class ProviderNotConfiguredError(_FinalProviderError):
     """The resource was used without its credentials being set."""
 
 
-class ProviderAuthError(ProviderError):
+class ProviderAuthError(_FinalProviderError):
     """401 / 403: the credentials were rejected. Never retried: retrying cannot fix a bad key."""
 
 
-class ProviderRequestError(ProviderError):
+class ProviderRequestError(_FinalProviderError):
     """400 / 404 / 422 and other 4xx: the request itself is wrong. Never retried."""
 
 
