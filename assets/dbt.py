@@ -186,9 +186,30 @@ def export_models(
     return counts
 
 
+def _is_assetless_source(dbt_resource_props: Mapping[str, Any]) -> bool:
+    """A source with `meta.marquee.asset: false` (raw.landed_partitions) is no Dagster asset."""
+    return (
+        dbt_resource_props.get("resource_type") == "source"
+        and dbt_resource_props.get("meta", {}).get("marquee", {}).get("asset") is False
+    )
+
+
 class MarqueeDbtTranslator(dg_dbt.DagsterDbtTranslator):
     """Sources are the raw assets (by their `meta.dagster.asset_key`, i.e. `tickettailor_orders`);
-    models are `{schema}/{name}` (e.g. `marts/revenue`) in groups staging / intermediate / marts."""
+    models are `{schema}/{name}` (e.g. `marts/revenue`) in groups staging / intermediate / marts.
+    A source marked `meta.marquee.asset: false` is dropped from its models' deps, so Dagster does not
+    invent an external asset for it."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        assetless = {
+            self.get_asset_key(props)
+            for props in manifest.get("sources", {}).values()
+            if _is_assetless_source(props)
+        }
+        if assetless and any(dep.asset_key in assetless for dep in spec.deps):
+            spec = spec.replace_attributes(deps=[d for d in spec.deps if d.asset_key not in assetless])
+        return spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

@@ -160,7 +160,8 @@ def _landed_on_disk(lake_root: Path) -> dict[str, tuple[str, str]]:
 
 def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None,
                      schema: str = "raw") -> list[str]:
-    """(Re)create one view `{schema}.{provider}_{entity}` per raw entity; returns the view names.
+    """(Re)create one view `{schema}.{provider}_{entity}` per raw entity, plus `{schema}.quarantine`
+    and `{schema}.landed_partitions` (which partition days are in the lake); returns the view names.
 
     A registered entity without files yet gets an empty view typed from its pyarrow schema, so
     dbt never fails on a provider that is not configured. Hive partitioning is off on purpose:
@@ -193,7 +194,33 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | Non
         qbody = empty_view_sql(QUARANTINE_SCHEMA)
     con.execute(f"CREATE OR REPLACE VIEW {_quote(schema)}.quarantine AS {qbody}")
     names.append(f"{schema}.quarantine")
+    con.execute(f"CREATE OR REPLACE VIEW {_quote(schema)}.{LANDED_PARTITIONS_VIEW} AS {landed_partitions_sql(root)}")
+    names.append(f"{schema}.{LANDED_PARTITIONS_VIEW}")
     return names
+
+
+LANDED_PARTITIONS_VIEW = "landed_partitions"
+
+
+def landed_partitions_sql(lake_root: Path | str) -> str:
+    """SELECT of every partition file in the lake: (provider, entity, asset, partition_date).
+
+    A partition's `part-0.parquet` exists iff its day was loaded (a day without records is an
+    empty typed file), so this tells "loaded, no data" from "never loaded". `glob()` is expanded
+    at every query, like the entity views, and gives an empty VARCHAR `file` column when nothing
+    matches, so an empty (or missing) lake is an empty view of the same four typed columns.
+    """
+    pattern = str(Path(lake_root) / "raw" / "*" / "*" / "date=*" / "part-0.parquet")
+    # Anchored at the end and `[^/]` only: a `/raw/` higher up in the lake root cannot match.
+    regex = _literal(r"/raw/([^/]+)/([^/]+)/date=(\d{4}-\d{2}-\d{2})/part-0\.parquet$")
+    parts = f"regexp_extract(replace(file, '\\', '/'), {regex}, ['provider', 'entity', 'day'])"
+    return (
+        "SELECT CAST(m.provider AS VARCHAR) AS provider, CAST(m.entity AS VARCHAR) AS entity, "
+        "CAST(m.provider || '_' || m.entity AS VARCHAR) AS asset, "
+        "TRY_CAST(m.day AS DATE) AS partition_date "
+        f"FROM (SELECT {parts} AS m FROM glob({_literal(pattern)})) "
+        "WHERE TRY_CAST(m.day AS DATE) IS NOT NULL"
+    )
 
 
 def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None) -> list[str]:

@@ -272,6 +272,31 @@ def _rows() -> dict[str, list[tuple[str, datetime, dict[str, Any]]]]:
                     "cancelled": False,
                 },
             ),
+            # starts 01:00 UTC on 2099-02-01 (22:00 on 01-31 in Sao Paulo): its ticket day is 02-01
+            (
+                "2025-01-06",
+                late,
+                {
+                    "id": "sy_3",
+                    "name": "Future talk",
+                    "start_date": ts("2099-02-01 01:00:00"),
+                    "start_date_local": "2099-01-31 22:00:00",
+                    "published": True,
+                    "cancelled": False,
+                },
+            ),
+            # its start day (01-08) was never loaded: no attendance row, rather than misleading zeros
+            (
+                "2025-01-06",
+                late,
+                {
+                    "id": "sy_4",
+                    "name": "Not loaded yet",
+                    "start_date": ts("2025-01-08 22:00:00"),
+                    "published": True,
+                    "cancelled": False,
+                },
+            ),
         ],
         "sympla_orders": [
             # 23:00 in Sao Paulo on 01-03, but 02:00 UTC on 01-04: order_date is the UTC day
@@ -325,7 +350,13 @@ def _rows() -> dict[str, list[tuple[str, datetime, dict[str, Any]]]]:
                 },
             ),
         ],
+        # Partitions by event start day (UTC): 01-06 (sy_1) with rows; 01-07 (sy_2) and 2099-02-01
+        # (sy_3) loaded but empty (None = an empty typed file); 01-08 (sy_4) never loaded.
+        # Ticket Tailor's are 01-10 only (ev_1): 2099-01-01 (ev_2) was never loaded, even though
+        # ev_2's ticket it_5 arrived inside its order.
         "sympla_participants": [
+            ("2025-01-07", late, None),
+            ("2099-02-01", late, None),
             (
                 "2025-01-06",
                 late,
@@ -469,13 +500,16 @@ def write_lake(
     lake: Path, rows: dict[str, list[tuple[str, datetime, dict[str, Any]]]], file_name: str = "part-0"
 ) -> None:
     """Write rows as raw Parquet exactly as the landing assets do: the registered schema, one file
-    per (entity, partition day). Rows of one partition with different loads go in separate files."""
+    per (entity, partition day). Rows of one partition with different loads go in separate files.
+    A row `None` stands for a loaded day without records: the partition gets an empty typed file."""
     specs = registered_entities()
     for name, entries in rows.items():
         spec = specs[name]
         groups: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
         for day, loaded, row in entries:
-            groups.setdefault((day, loaded), []).append(row)
+            group = groups.setdefault((day, loaded), [])
+            if row is not None:  # None: the day was loaded and had no records (an empty typed file)
+                group.append(row)
         per_day_index: dict[str, int] = {}
         for (day, loaded), group in sorted(groups.items()):
             records = []
@@ -597,14 +631,59 @@ def test_attendance(built):
         "SELECT provider, event_id, event_name, tickets_issued, tickets_checked_in, no_shows, "
         "attendance_rate FROM marts.attendance ORDER BY provider, event_id",
     )
+    # ev_2 and sy_4: their start days were never loaded, so no row (see the next test)
     assert rows == [
         ("sympla", "sy_1", "Workshop", 3, 2, 1, pytest.approx(2 / 3)),
         ("sympla", "sy_2", "Empty room", 0, 0, 0, None),
+        ("sympla", "sy_3", "Future talk", 0, 0, None, None),  # starts in 2099: no no-shows yet
         ("tickettailor", "ev_1", "Tulip Fest", 3, 2, 1, pytest.approx(2 / 3)),
-        ("tickettailor", "ev_2", "Tokyo Night", 1, 0, None, 0.0),  # starts in 2099: no no-shows yet
     ]
     starts = dict(q(built["con"], "SELECT event_id, starts_at FROM marts.attendance"))
     assert starts["sy_1"] == datetime(2025, 1, 6, 22, 0, tzinfo=UTC)
+    # latest load of the event's ticket rows: it_1..it_4 and participants 101-104 all came in `late`
+    # (it_4's copy inside or_1, loaded earlier, is superseded); none for the empty days
+    loaded = dict(q(built["con"], "SELECT event_id, tickets_loaded_at FROM marts.attendance"))
+    late = datetime(2025, 1, 11, 6, 0, tzinfo=UTC)
+    assert loaded == {"sy_1": late, "sy_2": None, "sy_3": None, "ev_1": late}
+    types = dict(
+        q(
+            built["con"],
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'marts' AND table_name = 'attendance'",
+        )
+    )
+    assert types["tickets_loaded_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert {types[c] for c in ("tickets_issued", "tickets_checked_in", "no_shows")} == {"BIGINT"}
+
+
+def test_attendance_reports_only_events_whose_ticket_day_is_loaded(built):
+    con = built["con"]
+    # the build database's raw.landed_partitions lists the per-event ticket days as landed
+    days = q(
+        con,
+        "SELECT asset, partition_date FROM raw.landed_partitions "
+        "WHERE asset IN ('tickettailor_issued_tickets', 'sympla_participants') ORDER BY asset, partition_date",
+    )
+    assert days == [
+        ("sympla_participants", date(2025, 1, 6)),
+        ("sympla_participants", date(2025, 1, 7)),
+        ("sympla_participants", date(2099, 2, 1)),
+        ("tickettailor_issued_tickets", date(2025, 1, 10)),
+    ]
+    reported = {e for (e,) in q(con, "SELECT event_id FROM marts.attendance")}
+    known = {e for (e,) in q(con, "SELECT event_id FROM intermediate.int_events")}
+    # every event is known to int_events, but the two whose start day was never loaded are not reported
+    assert known == {"ev_1", "ev_2", "sy_1", "sy_2", "sy_3", "sy_4"}
+    assert reported == {"ev_1", "sy_1", "sy_2", "sy_3"}
+    # sy_2's day was loaded as an empty file: a real zero, with no-shows (it has started)
+    assert q(
+        con, "SELECT tickets_issued, tickets_checked_in, no_shows FROM marts.attendance WHERE event_id = 'sy_2'"
+    ) == [(0, 0, 0)]
+    # ev_2 has a valid ticket (it_5, inside order or_5), yet its event day (2099-01-01) was never
+    # loaded: tickets embedded in orders alone do not make an event reported
+    assert q(con, "SELECT event_id, counts_as_issued FROM intermediate.int_tickets WHERE ticket_id = 'it_5'") == [
+        ("ev_2", True)
+    ]
 
 
 def test_campaign_attribution(built):

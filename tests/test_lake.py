@@ -215,7 +215,7 @@ def test_every_registered_entity_has_a_typed_view_even_before_landing(tmp_path: 
     con = duckdb.connect()
     names = create_raw_views(con, tmp_path / "lake")
     specs = registered_entities()
-    assert {n.removeprefix("raw.") for n in names} == set(specs) | {"quarantine"}
+    assert {n.removeprefix("raw.") for n in names} == set(specs) | {"quarantine", "landed_partitions"}
     cols = dict(con.execute("select column_name, data_type from information_schema.columns "
                         "where table_schema='raw' and table_name='tickettailor_orders'").fetchall())
     assert cols["created_at"] == "TIMESTAMP WITH TIME ZONE" and cols["total"] == "BIGINT"
