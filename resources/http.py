@@ -46,7 +46,7 @@ from resources.errors import (
 
 logger = dg.get_dagster_logger("marquee.http")
 
-USER_AGENT = "marquee/0.1 (+https://github.com/marquee)"
+USER_AGENT = "marquee/0.1"
 
 
 # --- retry policy ---------------------------------------------------------------------------------
