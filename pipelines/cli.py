@@ -70,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Dagster flags the beta/preview APIs we use deliberately (single-run backfills, partitioned
     # checks) on every import; users cannot act on that, so keep it out of their terminal.
     warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
+    # `marquee run` executes one range run per phase; backfill-policy advice does not apply to it.
+    warnings.filterwarnings("ignore", message=r".*materializes assets with varying BackfillPolicies")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

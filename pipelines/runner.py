@@ -9,7 +9,8 @@ instance the UI reads (so `marquee dev` shows what `marquee run` did):
            the incremental models reload;
 3. sync:   the reverse-sync assets, partitioned like orders, for the same range.
 
-Any failure stops the run, names the failing asset and exits non-zero.
+A failing asset does not stop the later phases (the marts still refresh for the providers that
+landed); the command then exits non-zero naming every failing asset.
 """
 
 from __future__ import annotations
@@ -78,6 +79,26 @@ def _step_failures(result) -> list[str]:
     return failures
 
 
+_ENV_HINTS = {
+    "tickettailor": "TICKETTAILOR_API_KEY",
+    "sympla": "SYMPLA_TOKEN",
+    "cymbal": "CYMBAL_API_KEY",
+    "cymbio": "CYMBIO_CLIENT_ID, CYMBIO_CLIENT_SECRET, CYMBIO_RETAILER_ID",
+    "cordial": "CORDIAL_API_KEY, CORDIAL_BASE_URL",
+}
+
+
+def _skipped_by_provider(asset_keys: set[str]) -> dict[str, list[str]]:
+    """Assets a successful phase selected but did not materialize: their provider skipped them.
+    Asset names start with the provider (`sympla_orders`) or `sync_<provider>_`."""
+    out: dict[str, list[str]] = {}
+    for key in sorted(asset_keys):
+        parts = key.split("_")
+        provider = parts[1] if parts[0] == "sync" and len(parts) > 1 else parts[0]
+        out.setdefault(provider, []).append(key)
+    return out
+
+
 def run_range(start: date, end: date, select: str | None = None,
               progress: Callable[[str], None] = print) -> list[PhaseResult]:
     """Materialize raw partitions, models and syncs for the inclusive UTC day range [start, end]."""
@@ -120,6 +141,7 @@ def run_range(start: date, end: date, select: str | None = None,
     # The full event log is in the instance (and the UI); the terminal gets warnings and errors.
     log_level = os.environ.get("MARQUEE_LOG_LEVEL", "WARNING").upper()
     results: list[PhaseResult] = []
+    failed: list[tuple[str, list[str]]] = []
     plan = [("raw", raw, range_tags), ("models", models, {
         "marquee/min_date": start.isoformat(),
         "marquee/max_date": (end + timedelta(days=1)).isoformat(),
@@ -136,7 +158,7 @@ def run_range(start: date, end: date, select: str | None = None,
             continue
         progress(f"[{phase}] materializing {len(keys)} asset(s) for {start} .. {end}")
         t0 = time.monotonic()
-        job = run_defs.get_job_def(f"marquee_run_{phase}")
+        job = run_defs.resolve_job_def(f"marquee_run_{phase}")
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
@@ -150,10 +172,23 @@ def run_range(start: date, end: date, select: str | None = None,
             phase_result.materialized[key] = max(phase_result.materialized.get(key, 0), rows)
         for key, rows in sorted(phase_result.materialized.items()):
             progress(f"  {key}: {rows} rows")
+        skipped = {k.to_user_string() for k in keys} - set(phase_result.materialized)
+        for provider, names in _skipped_by_provider(skipped).items():
+            progress(f"  skipped {provider}: credentials not configured (set {_ENV_HINTS.get(provider, 'them')}); "
+                     f"{len(names)} asset(s) not materialized")
+        if phase == "raw" and skipped and not phase_result.materialized and result.success:
+            progress("  No provider is configured: set credentials (README, 'Connecting real accounts'), "
+                     "or try `marquee demo` against the built-in sandbox.")
         results.append(phase_result)
         if not result.success:
-            raise RunFailed(phase, _step_failures(result) or ["the run failed (see the Dagster logs)"])
-        progress(f"[{phase}] done in {phase_result.seconds:.1f}s")
+            # Keep going: the marts still refresh for the providers that did land (as the
+            # marts sensor does after a partly failed scheduled run); the command fails at the end.
+            failed.append((phase, _step_failures(result) or ["the run failed (see the Dagster logs)"]))
+            progress(f"[{phase}] FAILED after {phase_result.seconds:.1f}s")
+        else:
+            progress(f"[{phase}] done in {phase_result.seconds:.1f}s")
+    if failed:
+        raise RunFailed(failed[0][0], [line for _, lines in failed for line in lines])
     return results
 
 
@@ -163,7 +198,7 @@ def run_main(args: argparse.Namespace) -> int:
     try:
         run_range(start, end, args.select)
     except RunFailed as exc:
-        print(f"marquee run FAILED in the {exc.phase} phase:", file=sys.stderr)
+        print(f"marquee run FAILED (first in the {exc.phase} phase):", file=sys.stderr)
         for line in exc.failures:
             print(f"  - {line}", file=sys.stderr)
         return 1
