@@ -7,13 +7,23 @@ cover a range, so a backfill is a single run):
 | ----------------------- | ------------------------------------ | ----------------------------------------- |
 | `sync_cymbal_events`    | Cymbal `POST /v1/partners/events`    | every event of both ticketing providers   |
 | `sync_cymbal_orders`    | Cymbal `POST /v1/partners/orders`    | revenue-counting orders created in window |
-| `sync_cymbal_contacts`  | Cymbal `POST /v1/partners/contact`   | consenting buyers of orders in window     |
-| `sync_cordial_contacts` | Cordial `upsertContact`              | consenting buyers with an email           |
+| `sync_cymbal_contacts`  | Cymbal `POST /v1/partners/contact`   | every consenting buyer in the lake        |
+| `sync_cordial_contacts` | Cordial `upsertContact`              | the same, those with an email             |
 | `sync_cordial_orders`   | Cordial `upsertOrder`                | the same orders as Cymbal                 |
 
 They read the raw lake directly (an in-memory DuckDB over the Parquet, latest `_loaded_at` per id), not
 the dbt models, so a sync never waits for, or locks, the warehouse. All rules (consent, revenue, money,
 time, payload shape) live in `assets/sync_payloads.py`; the log lives in `assets/sync_log.py`.
+
+Why the contact syncs ignore the partition window: consent belongs to the person, not to an order
+day. Sympla asks the consent question per ticket, so it is only known once the event's participants
+land, under the event's START day, often weeks after the order's creation day; by then that order's
+day is outside every sync window (the schedule reloads orders for 8 days only). So the contact assets
+read every landed order and participant of both providers and send each consenting buyer whose
+payload changed; the sync log keeps that incremental (an unchanged contact costs no request), and a
+consent that appears later goes out on the next run of any partition. They stay partitioned only so
+they run with the orders' schedule and sensor. Orders stay windowed, and carry the opt-ins known
+when they are sent (see `sync_cymbal_orders`).
 
 Idempotent and incremental: a record is sent only when its payload hash differs from the last one the
 destination accepted. A batch is logged as sent only after the API accepted it; a batch that still
@@ -122,29 +132,30 @@ class Loaded:
     unreadable: list[str] = field(default_factory=list)  # "provider:id: reason"
 
 
-def load_orders(window_start: datetime, window_end: datetime, label: str) -> Loaded:
-    """Orders of both providers created in [window_start, window_end), latest version of each."""
+def _read_orders(days: Sequence[date] | None, label: str, keep: Callable[[sp.UnifiedOrder], bool]) -> Loaded:
+    """Orders of both providers landed under `days` (None: every landed day), latest version of each,
+    that `keep` accepts. Sympla orders come with their participants, wherever those landed."""
     out = Loaded()
-    days = days_in(window_start, window_end)
-
-    def in_window(created: datetime) -> bool:
-        return window_start <= created < window_end
-
     for row in read_latest(_files("tickettailor", "orders", days)):
         try:
             order = sp.tickettailor_order(_raw(row), label)
         except (ValueError, KeyError, TypeError) as exc:
             out.unreadable.append(f"tickettailor:{row.get('id')}: {exc}")
             continue
-        if in_window(order.created_at):
+        if keep(order):
             out.orders.append(order)
 
     sympla_rows = read_latest(_files("sympla", "orders", days))
     by_order: dict[str, list[dict[str, Any]]] = {}
     if sympla_rows:
         # Participants land by event start day, which may be any day: read them all, for these orders.
-        ids = [str(r["id"]) for r in sympla_rows]
-        for p in read_latest(_files("sympla", "participants"), "order_id IN (SELECT unnest(?))", [ids]):
+        participant_files = _files("sympla", "participants")
+        if days is None:  # every order: every participant (same rows, without a huge IN list)
+            participants = read_latest(participant_files)
+        else:
+            ids = [str(r["id"]) for r in sympla_rows]
+            participants = read_latest(participant_files, "order_id IN (SELECT unnest(?))", [ids])
+        for p in participants:
             by_order.setdefault(str(p.get("order_id")), []).append(_raw(p))
     for row in sympla_rows:
         try:
@@ -153,9 +164,25 @@ def load_orders(window_start: datetime, window_end: datetime, label: str) -> Loa
         except (ValueError, KeyError, TypeError) as exc:
             out.unreadable.append(f"sympla:{row.get('id')}: {exc}")
             continue
-        if in_window(order.created_at):
+        if keep(order):
             out.orders.append(order)
     return out
+
+
+def load_orders(window_start: datetime, window_end: datetime, label: str) -> Loaded:
+    """Orders of both providers created in [window_start, window_end), latest version of each."""
+    return _read_orders(days_in(window_start, window_end), label,
+                        lambda order: window_start <= order.created_at < window_end)
+
+
+def load_all_orders(label: str) -> Loaded:
+    """Every order of both providers in the lake, latest version of each, whatever its day.
+
+    What the contact syncs read: consent belongs to the person, and a Sympla buyer's answer is only
+    known once their event's participants land (under the event's start day, possibly weeks after
+    the order's own day), so no order-day window may decide who is a contact.
+    """
+    return _read_orders(None, label, lambda _order: True)
 
 
 def load_events() -> Loaded:
@@ -353,6 +380,21 @@ def _orders_in_window(context: dg.AssetExecutionContext) -> tuple[list[sp.Unifie
     return loaded.orders, label
 
 
+def _all_contacts(context: dg.AssetExecutionContext) -> tuple[list[sp.Contact], str]:
+    """Every consenting buyer in the lake, and the run's partition label (for the log only).
+
+    NOT restricted to the partition window, on purpose: a Sympla buyer's consent is only known when
+    their event's participants land (under the event's start day), usually long after their order's
+    day left every sync window. The sync log makes the whole-lake scope incremental.
+    """
+    _start, _end, label = _window(context)
+    loaded = load_all_orders(sp.consent_label())
+    if loaded.unreadable:
+        context.log.warning(f"{len(loaded.unreadable)} raw order(s) could not be read and their buyers "
+                            f"are not considered as contacts: {_shown(loaded.unreadable)}")
+    return sp.consenting_contacts(loaded.orders), label
+
+
 def _sync_kwargs(context: dg.AssetExecutionContext, partition: str) -> dict[str, Any]:
     return {"partition": partition, "run_id": context.run_id, "logger": context.log}
 
@@ -399,7 +441,14 @@ def sync_cymbal_orders(context: dg.AssetExecutionContext, config: SyncConfig):
 
     Ticket Tailor `completed`, Sympla `APPROVED`; an order Cymbal already has is re-sent when it changes
     (a refund, a cancellation). Amounts are integer minor units with ISO-4217 `currency_code`; the
-    customer's `marketing_opt_ins` are `true` only for a buyer who answered yes to the consent question.
+    customer's `marketing_opt_ins` are `true` only when the consent question was answered yes on that
+    order, else null (never false).
+
+    Opt-ins are as known when the order is sent: a Sympla buyer's answer arrives with the event's
+    participants, often after the order's day left every window, and the order is then not re-sent
+    for it (only if its own day is synced again, when its payload, and so its hash, has changed).
+    That is deliberate: `marketing_opt_ins` null means "leave as is", never an unsubscribe, and the
+    contact syncs, which read the whole lake, are the authoritative consent channel.
     """
     cymbal = _client(context, "cymbal", "CYMBAL_API_KEY")
     if cymbal is None:
@@ -423,16 +472,22 @@ def sync_cymbal_orders(context: dg.AssetExecutionContext, config: SyncConfig):
 @dg.asset(name="sync_cymbal_contacts", kinds={"cymbal"}, deps=ORDER_DEPS,
           required_resource_keys={"cymbal"}, **_COMMON)
 def sync_cymbal_contacts(context: dg.AssetExecutionContext, config: SyncConfig):
-    """Buyers who consented to marketing (orders created in the window) to Cymbal
-    `POST /v1/partners/contact`, one contact per request, subscribed on the channels they gave.
+    """Every buyer in the lake whose latest explicit answer to the consent question is yes (rule and
+    why a later "no" sends nothing: `sp.consenting_contacts`), to Cymbal `POST /v1/partners/contact`,
+    one contact per request, subscribed on the channels they gave.
 
-    Contact ids in the log and in metadata are hashes (`ct_…`): no email or phone is logged.
+    Not limited to the partition's orders: consent belongs to the person, and a Sympla answer lands
+    with the event's participants, usually after the order's day was synced. Each run (of any
+    partition) considers all landed orders and participants of both providers; the sync log sends
+    only new or changed contacts, so an unchanged re-run makes no request. Contact ids in the log and
+    in metadata are hashes (`ct_…`): no email or phone is logged.
     """
     cymbal = _client(context, "cymbal", "CYMBAL_API_KEY")
     if cymbal is None:
         return
-    orders, partition = _orders_in_window(context)
-    records = [(c.key, sp.cymbal_contact(c)) for c in sp.consenting_contacts(orders)]
+    # The whole lake, not the window: see the module docstring ("Why the contact syncs ...").
+    contacts, partition = _all_contacts(context)
+    records = [(c.key, sp.cymbal_contact(c)) for c in contacts]
     outcome = sync_records("cymbal_contacts", records, cymbal.create_contacts, batch=batch_size(config),
                            per_record=True, **_sync_kwargs(context, partition))
     yield finish(context, outcome)
@@ -441,13 +496,19 @@ def sync_cymbal_contacts(context: dg.AssetExecutionContext, config: SyncConfig):
 @dg.asset(name="sync_cordial_contacts", kinds={"cordial"}, deps=ORDER_DEPS,
           required_resource_keys={"cordial"}, **_COMMON)
 def sync_cordial_contacts(context: dg.AssetExecutionContext, config: SyncConfig):
-    """Consenting buyers with an email to Cordial `upsertContact` (email channel `subscribed`)."""
+    """Every consenting buyer in the lake with an email, to Cordial `upsertContact` (email channel
+    `subscribed`).
+
+    Like `sync_cymbal_contacts`, not limited to the partition's orders (consent belongs to the person
+    and a Sympla answer lands after the order's day was synced); the sync log keeps it incremental.
+    """
     cordial = _client(context, "cordial", "CORDIAL_API_KEY and CORDIAL_BASE_URL")
     if cordial is None:
         return
-    orders, partition = _orders_in_window(context)
+    # The whole lake, not the window: see the module docstring ("Why the contact syncs ...").
+    contacts, partition = _all_contacts(context)
     records, skipped = [], []
-    for c in sp.consenting_contacts(orders):
+    for c in contacts:
         if c.email:
             records.append((c.key, sp.cordial_contact(c)))
         else:
@@ -467,7 +528,11 @@ def sync_cordial_contacts(context: dg.AssetExecutionContext, config: SyncConfig)
           required_resource_keys={"cordial"}, **_COMMON)
 def sync_cordial_orders(context: dg.AssetExecutionContext, config: SyncConfig):
     """The orders synced to Cymbal, to Cordial `upsertOrder`: amounts in decimal major units converted
-    exactly from minor units, `purchaseDate` ISO-8601 UTC, `orderID` namespaced by provider."""
+    exactly from minor units, `purchaseDate` ISO-8601 UTC, `orderID` namespaced by provider.
+
+    `properties.marketingConsent` is the consent known when the order is sent, like Cymbal's opt-ins
+    (see `sync_cymbal_orders`); it subscribes nobody, `sync_cordial_contacts` does.
+    """
     cordial = _client(context, "cordial", "CORDIAL_API_KEY and CORDIAL_BASE_URL")
     if cordial is None:
         return

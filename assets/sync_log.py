@@ -38,7 +38,9 @@ SCHEMA = pa.schema([
     pa.field("status", pa.string(), nullable=False),  # sent | failed
     pa.field("reason", pa.string()),
     pa.field("logged_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("partition", pa.string()),  # the run's partition range, for the operator
+    # The run's partition range, for the operator. For contacts it is the run that sent them, not
+    # where the buyer's orders are: contact syncs consider the whole lake, whatever the partition.
+    pa.field("partition", pa.string()),
     pa.field("run_id", pa.string()),
 ])
 

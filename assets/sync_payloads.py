@@ -151,6 +151,17 @@ def is_yes(answer: Any) -> bool:
     return False
 
 
+def is_answered(answer: Any) -> bool:
+    """False for "no answer": null, a blank string, an empty list or object. JSON false and 0 ARE answers."""
+    if answer is None:
+        return False
+    if isinstance(answer, str):
+        return bool(answer.strip())
+    if isinstance(answer, list | tuple | Mapping):
+        return bool(answer)
+    return True
+
+
 def _question_pairs(questions: Any) -> Iterable[tuple[Any, Any]]:
     """(label, answer) pairs from the shapes providers use: a list of {question|name|label, answer|value}
     objects, one such object alone (Sympla's doc example), or a {label: answer} mapping."""
@@ -177,15 +188,39 @@ def _question_pairs(questions: Any) -> Iterable[tuple[Any, Any]]:
         yield label, answer
 
 
-def consents(questions: Any, label: str) -> bool:
-    """True when some question whose label contains `label` (case-insensitive) was answered yes."""
+def combine_answers(answers: Iterable[bool | None]) -> bool | None:
+    """Several answers given on ONE order -> that order's answer: a yes on any of them is a yes, else any
+    explicit no is a no, else no answer. (Across orders the latest answer wins: `consenting_contacts`.)"""
+    seen_no = False
+    for answer in answers:
+        if answer is True:
+            return True
+        if answer is False:
+            seen_no = True
+    return False if seen_no else None
+
+
+def consent_answer(questions: Any, label: str) -> bool | None:
+    """One order's answer to the consent question, as a tri-state.
+
+    True: a question whose label contains `label` (case-insensitive) was answered yes / sim / true / 1.
+    False: such a question was answered with anything else (no, não, nao, false, 0, "maybe", ...): an
+    explicit no. None: no such question, or only null / blank answers: no answer, which leaves the
+    buyer's consent as their earlier orders set it.
+    """
     needle = label.strip().casefold()
     if not needle:
-        return False
-    return any(
-        isinstance(q_label, str) and needle in q_label.casefold() and is_yes(answer)
+        return None
+    return combine_answers(
+        is_yes(answer)
         for q_label, answer in _question_pairs(questions)
+        if isinstance(q_label, str) and needle in q_label.casefold() and is_answered(answer)
     )
+
+
+def consents(questions: Any, label: str) -> bool:
+    """True when some question whose label contains `label` (case-insensitive) was answered yes."""
+    return consent_answer(questions, label) is True
 
 
 # --- unified records ------------------------------------------------------------------------------
@@ -227,9 +262,15 @@ class UnifiedOrder:
     tax_cents: int | None
     refunded_cents: int
     buyer: Buyer
-    consent: bool
+    # This order's answer to the consent question: True yes, False an explicit no, None no answer.
+    consent_answer: bool | None
     items: tuple[Item, ...] = ()
     campaign_tag: str | None = None
+
+    @property
+    def consent(self) -> bool:
+        """An explicit yes on THIS order (what the order payloads' opt-ins carry)."""
+        return self.consent_answer is True
 
     @property
     def key(self) -> str:
@@ -356,7 +397,7 @@ def tickettailor_order(raw: Mapping[str, Any], label: str) -> UnifiedOrder:
             last_name=_s(buyer_raw.get("last_name")),
             postal_code=_s(address.get("postal_code")) if isinstance(address, Mapping) else None,
         ),
-        consent=consents(buyer_raw.get("custom_questions"), label),
+        consent_answer=consent_answer(buyer_raw.get("custom_questions"), label),
         items=tuple(items),
         campaign_tag=_s(raw.get("referral_tag")),
     )
@@ -368,17 +409,19 @@ def sympla_order(raw: Mapping[str, Any], participants: Iterable[Mapping[str, Any
 
     Sympla asks its custom questions per ticket, so consent lives on participants' `custom_form`.
     The buyer's own answer is the one on the participant carrying the buyer's email: a guest's "sim"
-    never subscribes the buyer. `created_at` / `total` are the landing's exact typed values (UTC,
-    Decimal) when available; otherwise `order_date` is read as UTC (the client asks for
+    never subscribes the buyer, and a guest's "Não" is never the buyer's no. No participant landed yet
+    means no answer (`consent_answer` None). `created_at` / `total` are the landing's exact typed
+    values (UTC, Decimal) when available; otherwise `order_date` is read as UTC (the client asks for
     timezone=UTC) and the amount via `Decimal(str(x))`.
     """
     buyer_email = _s(raw.get("buyer_email"))
     folded = buyer_email.casefold() if buyer_email else None
     people = [p for p in participants if isinstance(p, Mapping)]
-    consent = consents(raw.get("custom_form"), label) or any(
-        folded is not None and (_s(p.get("email")) or "").casefold() == folded and consents(p.get("custom_form"), label)
-        for p in people
-    )
+    answer = combine_answers([
+        consent_answer(raw.get("custom_form"), label),
+        *(consent_answer(p.get("custom_form"), label) for p in people
+          if folded is not None and (_s(p.get("email")) or "").casefold() == folded),
+    ])
     created = created_at or to_utc(raw.get("order_date"))
     if created is None:
         raise ValueError(f"Sympla order {raw.get('id')} has no order_date")
@@ -409,7 +452,7 @@ def sympla_order(raw: Mapping[str, Any], participants: Iterable[Mapping[str, Any
         refunded_cents=0,
         buyer=Buyer(email=buyer_email, phone=None, first_name=_s(raw.get("buyer_first_name")),
                     last_name=_s(raw.get("buyer_last_name"))),
-        consent=consent,
+        consent_answer=answer,
         items=tuple(items),
         campaign_tag=_s((raw.get("utm") or {}).get("utm_campaign")) if isinstance(raw.get("utm"), Mapping) else None,
     )
@@ -469,19 +512,37 @@ def orders_to_sync(orders: Iterable[UnifiedOrder], previously_sent: set[str] | f
 
 
 def consenting_contacts(orders: Iterable[UnifiedOrder]) -> list[Contact]:
-    """One contact per consenting, reachable buyer; details from their most recent order.
+    """One contact per reachable buyer whose LATEST EXPLICIT answer to the consent question is yes.
 
-    Consent is per order: a buyer who said yes on any order in scope is a contact. Buyers who did not
-    answer, or answered anything but yes, are never included.
+    The rule: a buyer (contact key: normalised email, else phone) is read through their orders in
+    creation order (`created_at`, then namespaced id). An order answered yes / sim / true / 1 is an
+    explicit yes; answered anything else (no, não, false, 0, any other text) an explicit no; an order
+    without the question, or with a null / blank answer, is no answer and changes nothing. The buyer is a
+    contact iff the last explicit answer is yes: yes then no is not a contact, no then yes is, yes then
+    unanswered still is, and a buyer who never answered is not.
+
+    We never send unsubscribes. A buyer whose latest answer is no is simply not sent: no `false` opt-in,
+    no unsubscribed status. A checkout "no" is not an unsubscribe request for an existing subscription
+    (it declines the offer made at that checkout), so revoking a subscription an earlier yes created at
+    Cymbal or Cordial is out of scope; the person withdraws it through the destination's own unsubscribe.
+
+    The contact syncs pass every order in the lake (not an order-day window): consent belongs to the
+    person, and Sympla's answer is only known once the event's participants land. Details come from
+    the latest explicit-yes order, so the payload (and its hash) changes only when those details do, not
+    whenever the buyer buys again. `source_orders` are the yes orders since the buyer's last explicit no.
     """
+    # Buyers whose latest explicit answer so far is yes: (latest yes order, yes orders since the last no).
     by_key: dict[str, tuple[UnifiedOrder, list[str]]] = {}
     for order in sorted(orders, key=lambda o: (o.created_at, o.key)):
-        if not order.consent or not order.buyer.reachable:
-            continue
+        if order.consent_answer is None or not order.buyer.reachable:
+            continue  # no answer: the buyer's state stays as their earlier orders set it
         k = contact_key(order.buyer.email, order.buyer.phone)
-        refs = by_key.get(k, (order, []))[1]
-        refs.append(order.key)
-        by_key[k] = (order, refs)
+        if order.consent_answer:
+            refs = by_key[k][1] if k in by_key else []
+            refs.append(order.key)
+            by_key[k] = (order, refs)
+        else:
+            by_key.pop(k, None)  # an explicit no: not a contact unless a later order says yes
     out = []
     for _k, (order, refs) in sorted(by_key.items()):
         b = order.buyer
@@ -524,8 +585,9 @@ def cymbal_event(ev: UnifiedEvent) -> dict[str, Any]:
 
 
 def _opt_ins(consent: bool, email: str | None, phone: str | None) -> dict[str, bool | None]:
-    # true subscribes; null leaves the subscription as it is. Without a yes we never send true, and
-    # we never send false either: a missing answer is not an unsubscribe request.
+    # true subscribes; null leaves the subscription as it is. Without a yes on this order we never send
+    # true, and we never send false either: neither a missing answer nor a checkout "no" is an
+    # unsubscribe request (see `consenting_contacts`).
     return {"email": True if consent and email else None, "sms": True if consent and phone else None}
 
 

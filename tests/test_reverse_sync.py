@@ -73,46 +73,68 @@ def lake_rows(provider: str, entity: str) -> list[dict]:
     return list(rows.values())
 
 
-def answered_yes(questions, label="marketing") -> bool:
+def answer_of(questions, label="marketing") -> bool | None:
+    """One order's consent answer: True yes, False any other non-blank answer, None unanswered."""
     if isinstance(questions, dict):
         questions = [questions]
+    answers = []
     for q in questions or []:
         text = q.get("question") or q.get("name") or ""
         answer = q.get("answer", q.get("value"))
-        if label in text.lower() and isinstance(answer, str) and answer.strip().lower() in YES:
-            return True
-    return False
+        if label in text.lower() and isinstance(answer, str) and answer.strip():
+            answers.append(answer.strip().lower())
+    if any(a in YES for a in answers):
+        return True
+    return False if answers else None
+
+
+def sympla_answer(order: dict, participants: list[dict]) -> bool | None:
+    """A Sympla order's answer: the buyer's own participant(s) decide, a guest's answer never does."""
+    buyer = order["buyer_email"].lower()
+    answers = [answer_of(p.get("custom_form")) for p in participants if p.get("email", "").lower() == buyer]
+    if True in answers:
+        return True
+    return False if False in answers else None
+
+
+def latest_yes(answers: list[tuple[datetime, str, str, bool | None]]) -> set[str]:
+    """Emails whose latest explicit answer, in creation order, is yes (no answer changes nothing)."""
+    latest: dict[str, bool] = {}
+    for _created, _order_key, email, answer in sorted(answers, key=lambda a: (a[0], a[1])):
+        if answer is not None:
+            latest[email] = answer
+    return {email for email, answer in latest.items() if answer}
 
 
 def expected():
     """What should reach the destinations, from the landed raw JSON."""
     lo, hi = datetime(2026, 3, 13, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC)
+    # Orders: those created in the synced window. Contacts: every consenting buyer in the lake,
+    # whatever their order's day (consent belongs to the person).
     tt = [orjson.loads(r["_raw"]) for r in lake_rows("tickettailor", "orders")]
-    tt = [o for o in tt if lo <= datetime.fromtimestamp(o["created_at"], UTC) < hi]
-    sy_rows = [r for r in lake_rows("sympla", "orders") if lo <= r["order_date"] < hi]
+    sy_rows = lake_rows("sympla", "orders")
     parts: dict = {}
     for p in lake_rows("sympla", "participants"):
         parts.setdefault(p["order_id"], []).append(orjson.loads(p["_raw"]))
-    orders, contacts = {}, set()
+    # A buyer is a contact iff their latest explicit answer (over both providers) is yes.
+    orders, answers = {}, []
     for o in tt:
-        if o["status"] == "completed":
+        created = datetime.fromtimestamp(o["created_at"], UTC)
+        answer = answer_of(o["buyer_details"].get("custom_questions"))
+        if o["status"] == "completed" and lo <= created < hi:
             orders[f"tickettailor:{o['id']}"] = {"cents": o["total"], "refund": o["refund_amount"],
                                                  "currency": o["currency"]["code"].upper(),
-                                                 "created": datetime.fromtimestamp(o["created_at"], UTC),
-                                                 "consent": answered_yes(o["buyer_details"].get("custom_questions"))}
-        if answered_yes(o["buyer_details"].get("custom_questions")):
-            contacts.add(o["buyer_details"]["email"].lower())
+                                                 "created": created, "consent": answer is True}
+        answers.append((created, f"tickettailor:{o['id']}", o["buyer_details"]["email"].lower(), answer))
     for row in sy_rows:
         o = orjson.loads(row["_raw"])
-        buyer = o["buyer_email"].lower()
-        consent = any(p.get("email", "").lower() == buyer and answered_yes(p.get("custom_form"))
-                      for p in parts.get(o["id"], []))
-        if o["order_status"] == "APPROVED":
+        answer = sympla_answer(o, parts.get(o["id"], []))
+        if o["order_status"] == "APPROVED" and lo <= row["order_date"] < hi:
             orders[f"sympla:{o['id']}"] = {"cents": int(Decimal(str(o["order_total_sale_price"])) * 100),
                                            "refund": 0, "currency": "BRL", "created": row["order_date"],
-                                           "consent": consent}
-        if consent:
-            contacts.add(buyer)
+                                           "consent": answer is True}
+        answers.append((row["order_date"], f"sympla:{o['id']}", o["buyer_email"].lower(), answer))
+    contacts = latest_yes(answers)
     events = {f"tickettailor:{r['id']}": r["start_at"] for r in lake_rows("tickettailor", "events")}
     events |= {f"sympla:{r['id']}": r["start_date"] for r in lake_rows("sympla", "events")}
     return orders, contacts, events
@@ -308,3 +330,148 @@ def test_engine_stops_when_destination_unavailable_and_logs_every_record():
     state = SyncLog("test_down").state()
     assert {k for k, s in state.items() if s.status == FAILED} == {f"r{i}" for i in range(5)}
     assert all("gave up" in (s.reason or "") for s in state.values())
+
+
+# --- consent that lands after the order's partition was synced ---------------------------------------
+
+EARLY = date(2026, 2, 15)  # the orders' creation day: an early partition
+LATER_UNRELATED = [date(2026, 3, 10), date(2026, 3, 12)]  # no order of these days is ever landed
+CONTACT_ASSETS = ["sync_cymbal_contacts", "sync_cordial_contacts"]
+
+
+@pytest.fixture
+def bare_sandbox(monkeypatch):
+    """The sandbox with nothing landed yet: the test lands each entity when the story needs it."""
+    monkeypatch.setenv("MARQUEE_START_DATE", "2026-01-01")
+    monkeypatch.delenv("MARQUEE_CONSENT_LABEL", raising=False)
+    with start_sandbox(anchor=ANCHOR) as sb:
+        for key, value in sb.env.items():
+            monkeypatch.setenv(key, value)
+        yield sb
+
+
+def land(what: str, days: list[date], provider: str = "sympla") -> None:
+    from assets import sympla, tickettailor
+    from resources.registry import build_resources
+
+    res = build_resources()
+    module = {"sympla": sympla, "tickettailor": tickettailor}[provider]
+    try:
+        getattr(module, f"land_{what}")(res[provider], days)
+    finally:
+        for r in res.values():
+            r.close()
+
+
+def run_partition(day: date, only: list[str]):
+    from resources.registry import build_resources
+
+    return dg.materialize(rs.SYNC_ASSETS, resources=build_resources(), partition_key=day.isoformat(),
+                          selection=dg.AssetSelection.assets(*only))
+
+
+def sympla_buyers() -> tuple[set[str], set[str], dict[str, int]]:
+    """(consenting buyer emails, other buyer emails, days from order to event start per consenting
+    buyer) over every landed Sympla order, from the raw JSON; the buyer's own participant decides, and
+    the buyer's latest explicit answer wins."""
+    parts: dict = {}
+    for p in lake_rows("sympla", "participants"):
+        parts.setdefault(p["order_id"], []).append(orjson.loads(p["_raw"]))
+    starts = {r["id"]: r["start_date"] for r in lake_rows("sympla", "events")}
+    everyone, answers, gap = set(), [], {}
+    for row in lake_rows("sympla", "orders"):
+        o = orjson.loads(row["_raw"])
+        buyer = o["buyer_email"].lower()
+        everyone.add(buyer)
+        answer = sympla_answer(o, parts.get(o["id"], []))
+        answers.append((row["order_date"], f"sympla:{o['id']}", buyer, answer))
+        if answer:
+            gap[buyer] = max(gap.get(buyer, 0), (starts[o["event_id"]].date() - row["order_date"].date()).days)
+    yes = latest_yes(answers)
+    return yes, everyone - yes, {b: d for b, d in gap.items() if b in yes}
+
+
+def tickettailor_buyers() -> tuple[set[str], set[str]]:
+    """(consenting, other) Ticket Tailor buyer emails over every landed order: consent is on the order,
+    and the buyer's latest explicit answer wins."""
+    everyone, answers = set(), []
+    for r in lake_rows("tickettailor", "orders"):
+        o = orjson.loads(r["_raw"])
+        email = o["buyer_details"]["email"].lower()
+        everyone.add(email)
+        answers.append((datetime.fromtimestamp(o["created_at"], UTC), f"tickettailor:{o['id']}", email,
+                        answer_of(o["buyer_details"].get("custom_questions"))))
+    yes = latest_yes(answers)
+    return yes, everyone - yes
+
+
+def contact_emails(sb) -> tuple[list[str], list[str]]:
+    return ([c["email"].lower() for c in received(sb, "cymbal", "contact")],
+            [c["identifiers"]["email"].lower() for c in received(sb, "cordial", "upsertContact")])
+
+
+def test_consent_landing_after_the_order_window_is_synced_by_a_later_partition(bare_sandbox):
+    sb = bare_sandbox
+    land("events", [ANCHOR])
+    land("orders", [EARLY])
+    land("orders", [EARLY], provider="tickettailor")
+    tt_yes, tt_others = tickettailor_buyers()
+    assert tt_yes and tt_others
+
+    # 1. The orders' own partition is synced before any participant landed: a Sympla buyer's consent
+    #    is unknown, so only Ticket Tailor buyers (consent on the order) are contacts, and the Sympla
+    #    orders carry no opt-in (null: leave as is, never "false").
+    first = run_partition(EARLY, [*CONTACT_ASSETS, "sync_cymbal_orders"])
+    assert first.success
+    cy, co = contact_emails(sb)
+    cy_seen, co_seen = list(cy), list(co)
+    assert sorted(cy) == sorted(tt_yes) and sorted(co) == sorted(tt_yes)
+    orders = [o for o in received(sb, "cymbal", "orders") if o["id"].startswith("sympla:")]
+    assert orders and all(o["marketing_opt_ins"] == {"email": None, "sms": None} for o in orders)
+
+    # 2. Weeks later the events start and their participants land, under the events' start days.
+    event_ids = {orjson.loads(r["_raw"])["event_id"] for r in lake_rows("sympla", "orders")}
+    start_days = sorted({r["start_date"].date() for r in lake_rows("sympla", "events") if r["id"] in event_ids})
+    assert start_days and min(start_days) > EARLY + timedelta(days=8), "outside the orders' 8-day reload"
+    land("participants", start_days)
+    consenting, others, gap = sympla_buyers()
+    assert consenting and others, "the sandbox must give both consenting and non-consenting buyers"
+    assert max(gap.values()) > 8
+    assert not consenting & tt_yes, "distinct people, so 'exactly once' below is about Sympla"
+
+    # 3. The next run of a later partition with no orders of its own sends every consenting buyer.
+    sb.ctx.recorder.clear()
+    later = run_partition(LATER_UNRELATED[0], [*CONTACT_ASSETS, "sync_cymbal_orders"])
+    assert later.success
+    cy, co = contact_emails(sb)
+    cy_seen += cy
+    co_seen += co
+    assert sorted(cy) == sorted(consenting), "each new consenting buyer exactly once, to Cymbal"
+    assert sorted(co) == sorted(consenting), "each new consenting buyer exactly once, to Cordial"
+    assert all(c["opt_ins"]["email"] is True for c in received(sb, "cymbal", "contact"))
+    # Orders carry the opt-ins known when they were sent; the EARLY orders are not re-sent for it.
+    assert received(sb, "cymbal", "orders") == []
+    meta = sync_metadata(later)
+    assert meta["sync_cymbal_contacts"]["sent"] == len(consenting)
+    assert "@" not in repr([e.materialization.metadata for e in later.get_asset_materialization_events()])
+    assert not any("@" in r["record_id"] for d in ("cymbal_contacts", "cordial_contacts")
+                   for r in SyncLog(d).rows())
+
+    # 4. Another run, of yet another partition, with nothing changed: no request at all.
+    sb.ctx.recorder.clear()
+    before = push_requests(sb)
+    again = run_partition(LATER_UNRELATED[1], CONTACT_ASSETS)
+    assert again.success
+    assert sb.ctx.recorder.items() == [] and push_requests(sb) == before
+    assert all(m["sent"] == 0 and m["failed"] == 0 for m in sync_metadata(again).values())
+    assert sync_metadata(again)["sync_cymbal_contacts"]["unchanged"] == len(consenting | tt_yes)
+
+    # Re-syncing the orders' own partition does not send the contacts a second time either.
+    assert run_partition(EARLY, CONTACT_ASSETS).success
+    cy, co = contact_emails(sb)
+    assert cy == [] and co == []
+
+    # A buyer whose latest answer is not a yes (no answer, "Não", or only a guest's "Sim") was never sent.
+    never = (others | tt_others) - (consenting | tt_yes)
+    assert never and not never & (set(cy_seen) | set(co_seen))
+    assert len(cy_seen) == len(set(cy_seen)) and len(co_seen) == len(set(co_seen))

@@ -92,6 +92,34 @@ def test_consent_shapes_sympla_single_object_and_mapping():
     assert not sp.consents({"Marketing emails": None}, "marketing")
 
 
+@pytest.mark.parametrize("answer", ["Sim", "sim", "YES", "yes", " Yes ", "1", "true", "TRUE", True, 1])
+def test_consent_answer_explicit_yes(answer):
+    assert sp.consent_answer([{"question": "Marketing opt-in", "answer": answer}], "marketing") is True
+
+
+@pytest.mark.parametrize("answer", ["Não", "nao", "Nao", "no", "NO", "0", "false", "False", "maybe", "y", False, 0])
+def test_consent_answer_explicit_no(answer):
+    # Anything answered that is not a yes is an explicit no (DESIGN.md point 8: yes / sim / true / 1 only).
+    assert sp.consent_answer([{"question": "Marketing opt-in", "answer": answer}], "marketing") is False
+
+
+@pytest.mark.parametrize("questions", [
+    None, [], [{"question": "Dietary requirements", "answer": "no"}],
+    [{"question": "Marketing opt-in", "answer": None}], [{"question": "Marketing opt-in", "answer": ""}],
+    [{"question": "Marketing opt-in", "answer": "   "}], [{"question": "Marketing opt-in"}],
+    {"Marketing emails": None},
+])
+def test_consent_answer_none_when_unanswered(questions):
+    assert sp.consent_answer(questions, "marketing") is None
+
+
+def test_consent_answer_within_one_order_a_yes_wins():
+    both = [{"question": "Marketing by email", "answer": "no"}, {"question": "Marketing by SMS", "answer": "yes"}]
+    assert sp.consent_answer(both, "marketing") is True
+    assert sp.consent_answer([{"question": "Marketing", "answer": None},
+                              {"question": "Marketing", "answer": "no"}], "marketing") is False
+
+
 def test_consent_label_from_env(monkeypatch):
     monkeypatch.delenv("MARQUEE_CONSENT_LABEL", raising=False)
     assert sp.consent_label() == "marketing"
@@ -160,6 +188,11 @@ def test_tickettailor_revenue_rule(status, revenue):
 def test_tickettailor_no_answer_no_consent():
     order = tt(buyer_details={**TT_ORDER["buyer_details"], "custom_questions": []})
     assert not sp.tickettailor_order(order, "marketing").consent
+    assert sp.tickettailor_order(order, "marketing").consent_answer is None
+    no = tt(buyer_details={**TT_ORDER["buyer_details"], "custom_questions": [{"question": "Marketing?",
+                                                                              "answer": "No"}]})
+    assert sp.tickettailor_order(no, "marketing").consent_answer is False
+    assert sp.tickettailor_order(TT_ORDER, "marketing").consent_answer is True
 
 
 def test_sympla_consent_is_the_buyers_own_answer():
@@ -169,9 +202,15 @@ def test_sympla_consent_is_the_buyers_own_answer():
     # Only a guest said yes: the buyer is not subscribed.
     assert not sp.sympla_order(SY_ORDER, [participant(1, buyer, "Não"), participant(2, guest, "sim")],
                                "marketing").consent
-    # No answer, or no participants landed yet: no consent.
+    # No answer, or no participants landed yet: no consent, and no answer either.
     assert not sp.sympla_order(SY_ORDER, [participant(1, buyer, None)], "marketing").consent
     assert not sp.sympla_order(SY_ORDER, [], "marketing").consent
+    assert sp.sympla_order(SY_ORDER, [participant(1, buyer, None)], "marketing").consent_answer is None
+    assert sp.sympla_order(SY_ORDER, [], "marketing").consent_answer is None
+    # The buyer's own "Não" is an explicit no; a guest's "Não" is not the buyer's answer.
+    assert sp.sympla_order(SY_ORDER, [participant(1, buyer, "Não")], "marketing").consent_answer is False
+    assert sp.sympla_order(SY_ORDER, [participant(1, buyer, None), participant(2, guest, "Não")],
+                           "marketing").consent_answer is None
 
 
 def test_sympla_order_money_and_time():
@@ -217,6 +256,87 @@ def test_consenting_contacts_only_and_deduplicated():
     assert len(contacts) == 1
     assert contacts[0].email == "a@x.com" and contacts[0].first_name == "Ann"  # latest order's details
     assert set(contacts[0].source_orders) == {"tickettailor:or_1", "tickettailor:or_2"}
+
+
+def buyer_order(oid: str, answer: str | None, day: int, email: str = "pat@x.com", **buyer) -> sp.UnifiedOrder:
+    """A Ticket Tailor order by one buyer on 2024-01-`day`; `answer` None = the question was not asked."""
+    questions = [] if answer is None else [{"question": "Marketing emails?", "answer": answer}]
+    created = int(datetime(2024, 1, day, 12, tzinfo=UTC).timestamp())
+    return sp.tickettailor_order(tt(id=oid, created_at=created,
+                                    buyer_details={"email": email, "custom_questions": questions, **buyer}), "m")
+
+
+def contact_emails(*orders: sp.UnifiedOrder) -> list[str]:
+    return [c.email for c in sp.consenting_contacts(orders)]
+
+
+def test_latest_explicit_answer_wins_yes_then_no():
+    # Given in any order: creation order decides, not the order of the input.
+    assert contact_emails(buyer_order("or_2", "No", 2), buyer_order("or_1", "Yes", 1)) == []
+
+
+def test_latest_explicit_answer_wins_no_then_yes():
+    (contact,) = sp.consenting_contacts([buyer_order("or_2", "Yes", 2), buyer_order("or_1", "No", 1)])
+    assert contact.email == "pat@x.com" and contact.source_orders == ("tickettailor:or_2",)
+
+
+def test_no_answer_later_keeps_an_earlier_yes():
+    unanswered = [buyer_order("or_2", None, 2), buyer_order("or_3", "", 3), buyer_order("or_4", "  ", 4)]
+    (contact,) = sp.consenting_contacts([buyer_order("or_1", "Sim", 1), *unanswered])
+    assert contact.source_orders == ("tickettailor:or_1",)
+    # ... and an earlier no: unanswered orders never make a contact.
+    assert contact_emails(buyer_order("or_1", "Não", 1), *unanswered) == []
+
+
+def test_only_unanswered_is_not_a_contact():
+    assert contact_emails(buyer_order("or_1", None, 1), buyer_order("or_2", "", 2)) == []
+
+
+@pytest.mark.parametrize("later, contact", [
+    ("Sim", True), ("sim", True), ("YES", True), ("1", True), ("true", True),
+    ("Não", False), ("nao", False), ("no", False), ("0", False), ("false", False), ("maybe", False),
+])
+def test_latest_answer_forms(later, contact):
+    # An earlier opposite answer, so the latest one alone decides.
+    first = "no" if contact else "yes"
+    assert contact_emails(buyer_order("or_1", first, 1), buyer_order("or_2", later, 2)) == (
+        ["pat@x.com"] if contact else [])
+
+
+def test_latest_answer_is_per_buyer_across_providers_and_email_case():
+    # The same person (email matched case-insensitively) said yes at Ticket Tailor, then no at Sympla.
+    tt_yes = buyer_order("or_1", "yes", 1, email="Meuemail@Sympla.com.br")
+    sy_no = sp.sympla_order(SY_ORDER, [participant(1, "meuemail@sympla.com.br", "Não")], "marketing",
+                            created_at=datetime(2024, 1, 2, tzinfo=UTC))
+    assert contact_emails(tt_yes, sy_no) == []
+    # Sympla participants not landed yet: no answer, so the Ticket Tailor yes stands.
+    sy_unknown = sp.sympla_order(SY_ORDER, [], "marketing", created_at=datetime(2024, 1, 2, tzinfo=UTC))
+    assert contact_emails(tt_yes, sy_unknown) == ["Meuemail@Sympla.com.br"]
+    # Another buyer's no never touches this one.
+    assert contact_emails(tt_yes, buyer_order("or_9", "no", 3, email="other@x.com")) == ["Meuemail@Sympla.com.br"]
+
+
+def test_contact_payload_hash_stable_under_the_latest_answer_rule():
+    # Details (and so the hash the sync log compares) come from the latest yes order: a later order
+    # with no answer, even with new details, does not change the payload.
+    first = buyer_order("or_1", "yes", 1, first_name="Pat")
+    (before,) = sp.consenting_contacts([first])
+    (after,) = sp.consenting_contacts([first, buyer_order("or_2", None, 2, first_name="Patricia")])
+    assert sp.payload_hash(sp.cymbal_contact(after)) == sp.payload_hash(sp.cymbal_contact(before))
+    assert sp.payload_hash(sp.cordial_contact(after)) == sp.payload_hash(sp.cordial_contact(before))
+    # A yes, a no, then a yes again with new details: the new yes order's details.
+    (again,) = sp.consenting_contacts([first, buyer_order("or_2", "no", 2),
+                                       buyer_order("or_3", "sim", 3, first_name="Patricia")])
+    assert again.first_name == "Patricia" and again.source_orders == ("tickettailor:or_3",)
+
+
+def test_order_opt_ins_follow_that_orders_own_answer():
+    # Order payloads: true only for an explicit yes on THAT order, else null; never false.
+    for answer, expected in (("yes", True), ("no", None), (None, None), ("", None)):
+        p = sp.cymbal_order(buyer_order("or_1", answer, 1))
+        assert p["marketing_opt_ins"] == {"email": expected, "sms": None}, answer
+        assert sp.cordial_order(buyer_order("or_1", answer, 1))["properties"]["marketingConsent"] is (
+            expected is True)
 
 
 def test_contact_key_hides_pii():
