@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,11 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.landing import (
-    EntityLander,
     EntityResult,
     column_schema,
     entity_checks,
     kinds,
+    land_snapshot,
     materialize_result,
     provider_configured,
     req,
@@ -37,7 +38,8 @@ I64 = pa.int64()
 CAMPAIGN_ANALYTICS = register_entity(EntitySpec(
     provider=PROVIDER, entity="campaign_analytics", snapshot=True, primary_key=("id",),
     money_minor_columns=("attributed_revenue",),
-    description="GET /v1/partners/campaigns/analytics: the day's snapshot of every campaign's counters. "
+    description="GET /v1/partners/campaigns/analytics: every campaign's counters as observed on the day "
+                "the snapshot was taken (UTC), landed under that day; past days keep their own snapshot. "
                 "attributed_revenue is integer cents in currency_code.",
     columns=pa.schema([
         pa.field("id", STR, nullable=False),
@@ -73,12 +75,12 @@ def convert_campaign(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def land_campaign_analytics(client: Any, days: list[date], root: Path | str | None = None,
-                            loaded_at: datetime | None = None) -> EntityResult:
-    with EntityLander(CAMPAIGN_ANALYTICS, days, loaded_at, root) as lander:
-        for page in client.iter_campaign_analytics():
-            for day in days:
-                lander.add_page(page, convert_campaign, day)
-        return lander.commit()
+                            loaded_at: datetime | None = None, today: date | None = None,
+                            log: Callable[[str], None] | None = None) -> EntityResult:
+    """The counters as they are now, written under at most one day of the window (today, or the
+    last day of a past window that has no snapshot yet); see `assets.landing.plan_snapshot`."""
+    return land_snapshot(CAMPAIGN_ANALYTICS, days, client.iter_campaign_analytics, convert_campaign, root,
+                         loaded_at, today, log)
 
 
 @dg.asset(
@@ -87,13 +89,19 @@ def land_campaign_analytics(client: Any, days: list[date], root: Path | str | No
     metadata={"dagster/column_schema": column_schema(CAMPAIGN_ANALYTICS), "primary_key": "id"},
 )
 def cymbal_campaign_analytics(context):
-    """Cymbal campaign analytics: the counters of every campaign as of the run, landed under the
-    partition day (a daily snapshot; the marts use each campaign's latest one). A past partition
-    re-run records today's counters under that day."""
+    """Cymbal campaign analytics: the counters of every campaign as of the run, a daily snapshot
+    (the marts use each campaign's latest one). A snapshot is an observation of *now*.
+
+    Written under today's partition (UTC) when today is in the window. A window of past days
+    (a backfill) writes it under its last day only if that day has no snapshot yet, so the marts
+    still have current counters. Every other day keeps what it holds: a snapshot taken on its own
+    day is never overwritten with today's counters, and a day without one gets no file (one log
+    line says which and why). Metadata: `snapshot_written_to`, `snapshot_kept_days`; the row count
+    is the rows written by this run."""
     client = context.resources.cymbal
     if not provider_configured(context, PROVIDER, client, "campaign analytics"):
         return
-    result = land_campaign_analytics(client, window_days(context))
+    result = land_campaign_analytics(client, window_days(context), log=context.log.info)
     publish_catalog()
     yield materialize_result(result)
 

@@ -20,6 +20,7 @@ from assets.landing import (
     column_schema,
     entity_checks,
     kinds,
+    land_snapshot,
     materialize_result,
     opt,
     provider_configured,
@@ -47,7 +48,8 @@ I64 = pa.int64()
 VARIANTS = register_entity(EntitySpec(
     provider=PROVIDER, entity="variants", snapshot=True, primary_key=("id",),
     money_minor_columns=("retail_price", "special_sale_price"),
-    description="GET /v3/retailers/{id}/variants: today's catalog, landed under the partition day. "
+    description="GET /v3/retailers/{id}/variants: the catalog when the snapshot was taken, landed under "
+                "the day it was taken (UTC); past days keep their own snapshot. "
                 "Prices are cents in `currency`.",
     columns=pa.schema([
         pa.field("id", I64, nullable=False),
@@ -242,12 +244,12 @@ def convert_order_line(item: tuple[dict[str, Any], int, dict[str, Any]]) -> dict
 
 
 def land_variants(client: Any, days: list[date], root: Path | str | None = None,
-                  loaded_at: datetime | None = None) -> EntityResult:
-    with EntityLander(VARIANTS, days, loaded_at, root) as lander:
-        for page in client.iter_variants():
-            for day in days:
-                lander.add_page(page, convert_variant, day)
-        return lander.commit()
+                  loaded_at: datetime | None = None, today: date | None = None,
+                  log: Callable[[str], None] | None = None) -> EntityResult:
+    """The catalog as it is now, written under at most one day of the window (today, or the last
+    day of a past window that has no snapshot yet); see `assets.landing.plan_snapshot`. A year-long
+    backfill lands one catalog, not 365 copies of it."""
+    return land_snapshot(VARIANTS, days, client.iter_variants, convert_variant, root, loaded_at, today, log)
 
 
 @dataclass
@@ -367,12 +369,18 @@ def land_order_line_statuses(client: Any, days: list[date], root: Path | str | N
     metadata={"dagster/column_schema": column_schema(VARIANTS), "primary_key": "id"},
 )
 def cymbio_variants(context):
-    """Cymbio catalog variants approved for this retailer: a snapshot landed under the partition
-    day (a past partition re-run records today's catalog under that day)."""
+    """Cymbio catalog variants approved for this retailer: a snapshot, an observation of *now*.
+
+    Written under today's partition (UTC) when today is in the window. A window of past days
+    (a backfill) writes it under its last day only if that day has no snapshot yet, so the models
+    still have the current catalog to join against. Every other day keeps what it holds: a catalog
+    taken on its own day is never overwritten with today's, and a day without one gets no file (one
+    log line says which and why). Metadata: `snapshot_written_to`, `snapshot_kept_days`; the row
+    count is the rows written by this run."""
     client = context.resources.cymbio
     if not provider_configured(context, PROVIDER, client, "variants"):
         return
-    result = land_variants(client, window_days(context))
+    result = land_variants(client, window_days(context), log=context.log.info)
     publish_catalog()
     yield materialize_result(result)
 

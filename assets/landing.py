@@ -4,6 +4,10 @@ materialization metadata, and the generic asset checks.
 
 A provider module only says how one record becomes one row (a converter) and which day it belongs
 to; everything about files, quarantine, metadata and checks happens here, identically for all.
+
+Snapshot entities (events, catalog variants, campaign analytics) go through `land_snapshot`, the one
+place that decides which day of a window an observation of *now* may be written under (see
+`plan_snapshot` for the rule).
 """
 
 from __future__ import annotations
@@ -217,6 +221,8 @@ class EntityResult:
     quarantined: dict[date, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     paths: list[Path] = field(default_factory=list)
+    # Set for snapshot entities: which day was written and which were kept or left absent.
+    snapshot: SnapshotPlan | None = None
 
     @property
     def row_count(self) -> int:
@@ -336,6 +342,124 @@ def merge_results(results: Iterable[EntityResult]) -> EntityResult | None:
     return merged
 
 
+# --- snapshots ------------------------------------------------------------------------------------
+
+SNAPSHOT_RULE = ("snapshot partitions can only be taken on their own day: a run writes today's observation "
+                 "under today (UTC) when today is in the window, otherwise under the window's last day if that "
+                 "day has no snapshot yet; every existing snapshot is kept untouched and no other day gets a file")
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """Which day of a window a snapshot run writes, and what happens to the other days.
+
+    - `target`: the one day written with the observation made now, or None (nothing to write).
+    - `kept`: days other than `target` that already hold a snapshot file: left byte-for-byte as they are.
+    - `absent`: days other than `target` without a file: left without one. An empty file would claim
+      "a snapshot was taken that day and nothing existed", which nobody observed.
+    """
+
+    days: tuple[date, ...]
+    today: date
+    target: date | None
+    kept: tuple[date, ...]
+    absent: tuple[date, ...]
+    why: str
+
+
+def plan_snapshot(spec: EntitySpec, days: Sequence[date], today: date | None = None,
+                  root: Path | str | None = None) -> SnapshotPlan:
+    """Decide where a snapshot taken now may be written, for a window of `days`.
+
+    A snapshot is an observation of *now*: the API cannot say what it looked like on a past day.
+    - Today (UTC) in the window: write under today (re-running today replaces today's snapshot).
+    - Otherwise (a backfill of past days): write under the window's last day only if that day has
+      no snapshot file yet, so the models still have current events / catalog to join against.
+    - Every other day is left as it is: an existing snapshot there is genuine history and is never
+      overwritten with today's state; a day without one stays without one.
+    A window wholly after today (not reachable with the project's partitions) writes nothing.
+    """
+    window = tuple(sorted(set(days)))
+    if not window:
+        raise ValueError("a snapshot needs at least one day in its window")
+    today = today or lake.utc_now().date()
+
+    def has_file(day: date) -> bool:
+        return lake.partition_path(spec, day, root).exists()
+
+    if today in window:
+        target: date | None = today
+        why = f"today ({today}) is in the window"
+    elif window[-1] > today:
+        target, why = None, f"the window starts after today ({today}): nothing can be observed yet"
+    elif has_file(window[-1]):
+        target = None
+        why = (f"today ({today}) is outside the window and its last day ({window[-1]}) already holds a "
+               "snapshot, which is kept")
+    else:
+        target = window[-1]
+        why = f"today ({today}) is outside the window; its last day ({target}) had no snapshot yet"
+    others = [d for d in window if d != target]
+    kept = tuple(d for d in others if has_file(d))
+    absent = tuple(d for d in others if d not in kept)
+    return SnapshotPlan(window, today, target, kept, absent, why)
+
+
+def day_ranges(days: Sequence[date]) -> str:
+    """Compact text for a set of days: `2026-01-01..2026-01-31, 2026-02-03` (a year stays one line)."""
+    out: list[str] = []
+    ordered = sorted(set(days))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] - ordered[j] == timedelta(days=1):
+            j += 1
+        out.append(ordered[i].isoformat() if i == j else f"{ordered[i]}..{ordered[j]}")
+        i = j + 1
+    return ", ".join(out) or "none"
+
+
+def land_snapshot(spec: EntitySpec, days: Sequence[date], pages: Callable[[], Iterable[Sequence[Any]]],
+                  convert: Callable[[Any], dict[str, Any]], root: Path | str | None = None,
+                  loaded_at: datetime | None = None, today: date | None = None,
+                  log: Callable[[str], None] | None = None) -> EntityResult:
+    """Land one snapshot entity for a window, under the rule of `plan_snapshot`: the provider's
+    current state (`pages()`, fetched only if there is a day to write) goes to at most one day,
+    and every other day of the window is left untouched. Logs one line for the days that get no
+    file and why. The result's rows are the rows written by this run."""
+    plan = plan_snapshot(spec, days, today, root)
+    if plan.kept or plan.absent:
+        parts = []
+        if plan.kept:
+            parts.append(f"kept the existing snapshot of {len(plan.kept)} day(s) ({day_ranges(plan.kept)})")
+        if plan.absent:
+            parts.append(f"left {len(plan.absent)} day(s) absent, no file ({day_ranges(plan.absent)})")
+        written = f"written to {plan.target}" if plan.target else "nothing written"
+        message = (f"{spec.name}: snapshot {written} because {plan.why}; snapshot partitions can only be taken "
+                   f"on their own day, so {' and '.join(parts)}.")
+        if log:
+            log(message)
+    if plan.target is None:
+        return EntityResult(spec, [], snapshot=plan)
+    with EntityLander(spec, [plan.target], loaded_at, root) as lander:
+        for page in pages():
+            lander.add_page(page, convert, plan.target)
+        result = lander.commit()
+    result.snapshot = plan
+    return result
+
+
+def snapshot_metadata(plan: SnapshotPlan) -> dict[str, Any]:
+    return {
+        "snapshot_written_to": plan.target.isoformat() if plan.target else "none",
+        "snapshot_kept_days": dg.MetadataValue.int(len(plan.kept)),
+        "snapshot_absent_days": dg.MetadataValue.int(len(plan.absent)),
+        "snapshot_kept": day_ranges(plan.kept),
+        "snapshot_reason": plan.why,
+        "snapshot_note": SNAPSHOT_RULE,
+    }
+
+
 # --- Dagster glue ---------------------------------------------------------------------------------
 
 PROVIDER_ENV_HINT = {
@@ -424,9 +548,10 @@ def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None
         meta["path"] = dg.MetadataValue.path(str(Path(result.paths[0]).parent.parent))
     if result.reasons:
         meta["quarantine_reasons"] = dg.MetadataValue.json(result.reasons)
-    if spec.snapshot:
-        meta["snapshot_note"] = ("snapshot: the partition holds the provider's state when it was loaded, "
-                                 "so re-running a past partition records today's state under that day")
+    if result.snapshot is not None:
+        meta.update(snapshot_metadata(result.snapshot))
+    elif spec.snapshot:
+        meta["snapshot_note"] = SNAPSHOT_RULE
     if extra:
         meta.update(extra)
     return dg.MaterializeResult(asset_key=spec.name, metadata=meta)
@@ -475,16 +600,28 @@ def duplicate_key_count(table: pa.Table, key: Sequence[str]) -> int:
 
 def entity_checks(spec: EntitySpec) -> list[dg.AssetChecksDefinition]:
     """Primary key unique and not null within the partition, money integral (where the provider
-    sends minor units), and an empty quarantine (WARN)."""
+    sends minor units), and an empty quarantine (WARN).
+
+    A day of the window without a file fails a check, except for snapshots: they are only taken on
+    their own day (see `plan_snapshot`), so most days of a backfill window rightly have none."""
     key = list(spec.primary_key)
     checks: list[dg.AssetChecksDefinition] = []
+
+    def landed_ok(missing: list) -> bool:
+        return spec.snapshot or not missing
 
     @dg.asset_check(asset=spec.name, name="pk_unique", partitions_def=daily_partitions,
                     description=f"({', '.join(key)}) is unique within the partition.")
     def pk_unique(context) -> dg.AssetCheckResult:
-        table, missing = _landed(spec, _check_days(context), key)
-        dupes = duplicate_key_count(table, key)
-        return dg.AssetCheckResult(passed=dupes == 0 and not missing,
+        days = _check_days(context)
+        table, missing = _landed(spec, days, key)
+        if spec.snapshot:
+            # Each day's snapshot holds every key again: unique per day, not across the window.
+            dupes = sum(duplicate_key_count(t, key) for t in
+                        (lake.read_partition(spec, d, columns=key) for d in days) if t is not None)
+        else:
+            dupes = duplicate_key_count(table, key)
+        return dg.AssetCheckResult(passed=dupes == 0 and landed_ok(missing),
                                    metadata={"duplicate_keys": dupes, "rows": table.num_rows,
                                              "days_not_landed": [d.isoformat() for d in missing]})
 
@@ -493,7 +630,7 @@ def entity_checks(spec: EntitySpec) -> list[dg.AssetChecksDefinition]:
     def pk_not_null(context) -> dg.AssetCheckResult:
         table, missing = _landed(spec, _check_days(context), key)
         nulls = sum(table.column(k).null_count for k in key)
-        return dg.AssetCheckResult(passed=nulls == 0 and not missing,
+        return dg.AssetCheckResult(passed=nulls == 0 and landed_ok(missing),
                                    metadata={"null_keys": nulls, "days_not_landed": [d.isoformat() for d in missing]})
 
     checks += [pk_unique, pk_not_null]
@@ -515,7 +652,7 @@ def entity_checks(spec: EntitySpec) -> list[dg.AssetChecksDefinition]:
                     bad_values += int(pc.sum(pc.not_equal(pc.floor(as_float), as_float)).as_py() or 0)
             q, _ = _landed(spec, days, ["reason"], area="quarantine")
             quarantined = sum(1 for r in q.column("reason").to_pylist() if "integral minor units" in r)
-            return dg.AssetCheckResult(passed=bad_values == 0 and quarantined == 0 and not missing,
+            return dg.AssetCheckResult(passed=bad_values == 0 and quarantined == 0 and landed_ok(missing),
                                        metadata={"non_integral_values": bad_values,
                                                  "quarantined_for_money": quarantined})
 

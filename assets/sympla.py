@@ -3,6 +3,7 @@ participants including cancelled orders (by event start day, UTC)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from assets.landing import (
     day_bounds,
     entity_checks,
     kinds,
+    land_snapshot,
     materialize_result,
     merge_results,
     opt,
@@ -48,7 +50,8 @@ MONEY = pa.decimal128(18, 2)
 
 EVENTS = register_entity(EntitySpec(
     provider=PROVIDER, entity="events", snapshot=True, primary_key=("id",),
-    description="GET /events, today's state of every event, landed under the partition day. "
+    description="GET /events, the state of every event when the snapshot was taken, landed under the "
+                "day it was taken (UTC); past days keep their own snapshot. "
                 "Sympla sends local times (America/Sao_Paulo); *_local keeps them as sent.",
     columns=pa.schema([
         pa.field("id", STR, nullable=False),
@@ -273,13 +276,11 @@ def _event_starts(client: Any) -> list[tuple[str, datetime | None]]:
 
 
 def land_events(client: Any, days: list[date], root: Path | str | None = None,
-                loaded_at: datetime | None = None) -> EntityResult:
-    lander = EntityLander(EVENTS, days, loaded_at, root)
-    with lander:
-        for page in client.iter_events():
-            for day in days:
-                lander.add_page(page, convert_event, day)
-        return lander.commit()
+                loaded_at: datetime | None = None, today: date | None = None,
+                log: Callable[[str], None] | None = None) -> EntityResult:
+    """The events as they are now, written under at most one day of the window (today, or the
+    last day of a past window that has no snapshot yet); see `assets.landing.plan_snapshot`."""
+    return land_snapshot(EVENTS, days, client.iter_events, convert_event, root, loaded_at, today, log)
 
 
 def land_orders(client: Any, days: list[date], root: Path | str | None = None,
@@ -328,7 +329,9 @@ def _asset(spec: EntitySpec, fn: Any, what: str, single_run: bool, doc: str) -> 
         client = context.resources.sympla
         if not provider_configured(context, PROVIDER, client, what):
             return
-        result = fn(client, window_days(context))
+        # Snapshot landers log the one line that says which days got no file, and why.
+        extra = {"log": context.log.info} if spec.snapshot else {}
+        result = fn(client, window_days(context), **extra)
         publish_catalog()
         yield materialize_result(result)
 
@@ -336,8 +339,13 @@ def _asset(spec: EntitySpec, fn: Any, what: str, single_run: bool, doc: str) -> 
 
 
 sympla_events = _asset(EVENTS, land_events, "events", True,
-                       "Sympla events (published or not): a snapshot landed under the partition day. A past "
-                       "partition re-run records today's state under that day.")
+                       "Sympla events (published or not): a snapshot, an observation of *now*. Written under "
+                       "today's partition (UTC) when today is in the window; a window of past days (a backfill) "
+                       "writes it under its last day only if that day has no snapshot yet, so the models still "
+                       "have the current events. Every other day keeps what it holds: an existing snapshot is "
+                       "never overwritten with today's state, and a day without one gets no file (one log line "
+                       "says why). Metadata: snapshot_written_to, snapshot_kept_days; the row count is the rows "
+                       "written by this run.")
 sympla_orders = _asset(ORDERS, land_orders, "orders", True,
                        "Sympla orders of every status (status=true) created on each day of the window, UTC "
                        "(timezone=UTC), fetched per event x day. Money is decimal reais as sent.")

@@ -3,6 +3,7 @@ issued tickets as their own entities, and issued tickets by event start date."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from assets.landing import (
     day_bounds,
     entity_checks,
     kinds,
+    land_snapshot,
     materialize_result,
     merge_results,
     opt,
@@ -49,7 +51,8 @@ QUESTIONS = pa.list_(pa.struct([("question", STR), ("answer", STR)]))
 
 EVENTS = register_entity(EntitySpec(
     provider=PROVIDER, entity="events", snapshot=True, primary_key=("id",),
-    description="GET /v1/events, today's state of every event, landed under the partition day.",
+    description="GET /v1/events, the state of every event when the snapshot was taken, landed under the "
+                "day it was taken (UTC); past days keep their own snapshot.",
     columns=pa.schema([
         pa.field("id", STR, nullable=False),
         ("name", STR),
@@ -338,14 +341,11 @@ def land_orders(client: Any, days: list[date], root: Path | str | None = None,
 
 
 def land_events(client: Any, days: list[date], root: Path | str | None = None,
-                loaded_at: datetime | None = None) -> EntityResult:
-    """Today's events, written under every day of the window (normally one)."""
-    lander = EntityLander(EVENTS, days, loaded_at, root)
-    with lander:
-        for page in client.iter_events():
-            for day in days:
-                lander.add_page(page, convert_event, day)
-        return lander.commit()
+                loaded_at: datetime | None = None, today: date | None = None,
+                log: Callable[[str], None] | None = None) -> EntityResult:
+    """The events as they are now, written under at most one day of the window (today, or the
+    last day of a past window that has no snapshot yet); see `assets.landing.plan_snapshot`."""
+    return land_snapshot(EVENTS, days, client.iter_events, convert_event, root, loaded_at, today, log)
 
 
 def land_issued_tickets(client: Any, days: list[date], root: Path | str | None = None,
@@ -402,12 +402,18 @@ def tickettailor_orders_assets(context):
     metadata={"dagster/column_schema": column_schema(EVENTS)},
 )
 def tickettailor_events(context):
-    """Ticket Tailor events: a snapshot of every event, landed under the partition day.
-    A past partition re-run records today's state under that day."""
+    """Ticket Tailor events: a snapshot of every event, an observation of *now*.
+
+    Written under today's partition (UTC) when today is in the window. A window of past days
+    (a backfill) writes it under its last day only if that day has no snapshot yet, so the models
+    still have the current events to join against. Every other day keeps what it holds: an
+    existing snapshot is genuine history and is never overwritten with today's state, and a day
+    without one gets no file (one log line says which and why). Metadata: `snapshot_written_to`,
+    `snapshot_kept_days`; the row count is the rows written by this run."""
     client = context.resources.tickettailor
     if not provider_configured(context, PROVIDER, client, "events"):
         return
-    result = land_events(client, window_days(context))
+    result = land_events(client, window_days(context), log=context.log.info)
     publish_catalog()
     yield materialize_result(result)
 

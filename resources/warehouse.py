@@ -62,7 +62,7 @@ class EntitySpec:
     primary_key: tuple[str, ...]
     # Columns that hold money in the provider's minor units (integers): checked to be integral.
     money_minor_columns: tuple[str, ...] = ()
-    snapshot: bool = False  # a snapshot lands today's state under the partition day
+    snapshot: bool = False  # one observation of "now", written under one day (assets/landing.plan_snapshot)
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -175,6 +175,163 @@ def test_records_outside_the_window_are_quarantined_not_landed_elsewhere(tmp_pat
         result = lander.commit()
     assert result.row_count == 1 and result.quarantine_count == 1
     assert lake.landed_days(SPEC, tmp_path) == [DAY]
+
+
+# --- snapshots: an observation of now, written under at most one day ------------------------------
+
+SNAP = EntitySpec(provider="unit", entity="snaps", primary_key=("id",), snapshot=True,
+                  columns=SPEC.columns)
+D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
+LATER = date(2026, 4, 20)  # "today" for a backfill of D1..D3
+
+
+class _Pages:
+    """A provider's current state as pages; counts how often it was fetched."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records, self.calls = records, 0
+
+    def __call__(self) -> list[list[dict]]:
+        self.calls += 1
+        return [self.records[:2], self.records[2:]]
+
+
+def _snapshot(days: list[date], records: list[dict], today: date, root: Path,
+              log: list[str] | None = None) -> tuple[landing.EntityResult, _Pages]:
+    pages = _Pages(records)
+    loaded = datetime.combine(today, datetime.min.time(), UTC)
+    result = landing.land_snapshot(SNAP, days, pages, _convert, root, loaded, today,
+                                   log.append if log is not None else None)
+    return result, pages
+
+
+def _ids(day: date, root: Path) -> list[str]:
+    return sorted(lake.read_partition(SNAP, day, root).column("id").to_pylist())
+
+
+def test_past_window_writes_only_its_last_day_and_keeps_an_earlier_snapshot_byte_for_byte(tmp_path: Path) -> None:
+    # A genuine snapshot taken on D2 itself (today == D2): written under D2.
+    taken_on_d2, _ = _snapshot([D2], _records(3), today=D2, root=tmp_path)
+    assert taken_on_d2.snapshot.target == D2 and _ids(D2, tmp_path) == ["t0", "t1", "t2"]
+    before = lake.partition_path(SNAP, D2, tmp_path).read_bytes()
+
+    # Weeks later, a backfill of D1..D3 sees a different state of the API.
+    log: list[str] = []
+    result, pages = _snapshot([D1, D2, D3], _records(5, 10), today=LATER, root=tmp_path, log=log)
+    assert pages.calls == 1
+    assert lake.landed_days(SNAP, tmp_path) == [D2, D3]  # D1 gets no file, not even an empty one
+    assert not lake.partition_dir(SNAP, D1, tmp_path).exists()
+    assert lake.partition_path(SNAP, D2, tmp_path).read_bytes() == before  # history untouched
+    assert _ids(D3, tmp_path) == ["t10", "t11", "t12", "t13", "t14"]
+    assert set(lake.read_partition(SNAP, D3, tmp_path).column("_partition").to_pylist()) == {D3}
+    assert result.row_count == 5 and result.rows == {D3: 5}
+    plan = result.snapshot
+    assert (plan.target, plan.kept, plan.absent) == (D3, (D2,), (D1,))
+    # One log line for the days without a new file, saying why.
+    assert len(log) == 1
+    assert "can only be taken on their own day" in log[0]
+    assert str(D1) in log[0] and str(D2) in log[0] and "absent" in log[0] and "kept" in log[0]
+
+
+def test_past_window_whose_last_day_has_a_snapshot_writes_nothing_and_does_not_fetch(tmp_path: Path) -> None:
+    _snapshot([D3], _records(2), today=D3, root=tmp_path)
+    before = lake.partition_path(SNAP, D3, tmp_path).read_bytes()
+    log: list[str] = []
+    result, pages = _snapshot([D1, D2, D3], _records(4, 50), today=LATER, root=tmp_path, log=log)
+    assert pages.calls == 0
+    assert lake.landed_days(SNAP, tmp_path) == [D3]
+    assert lake.partition_path(SNAP, D3, tmp_path).read_bytes() == before
+    assert result.row_count == 0 and result.paths == []
+    assert (result.snapshot.target, result.snapshot.kept, result.snapshot.absent) == (None, (D3,), (D1, D2))
+    assert len(log) == 1 and "nothing written" in log[0]
+
+
+def test_rerunning_a_past_day_that_has_a_snapshot_keeps_it(tmp_path: Path) -> None:
+    _snapshot([D2], _records(3), today=D2, root=tmp_path)
+    path = lake.partition_path(SNAP, D2, tmp_path)
+    before = path.read_bytes()
+    for _ in range(2):  # and again: idempotent
+        result, pages = _snapshot([D2], _records(7, 100), today=LATER, root=tmp_path)
+        assert pages.calls == 0 and result.row_count == 0
+        assert result.snapshot.kept == (D2,) and result.snapshot.target is None
+        assert path.read_bytes() == before
+
+
+def test_window_containing_today_writes_today_only(tmp_path: Path) -> None:
+    _snapshot([D1], _records(2), today=D1, root=tmp_path)
+    before = lake.partition_path(SNAP, D1, tmp_path).read_bytes()
+    log: list[str] = []
+    result, _ = _snapshot([D1, D2, D3], _records(4, 20), today=D2, root=tmp_path, log=log)
+    # Today (D2) is written even though the window's last day (D3) is empty: D3 has not happened.
+    assert lake.landed_days(SNAP, tmp_path) == [D1, D2]
+    assert _ids(D2, tmp_path) == ["t20", "t21", "t22", "t23"]
+    assert lake.partition_path(SNAP, D1, tmp_path).read_bytes() == before
+    assert (result.snapshot.target, result.snapshot.kept, result.snapshot.absent) == (D2, (D1,), (D3,))
+    assert result.row_count == 4 and len(log) == 1
+    # Re-running today replaces today's snapshot with the newer observation.
+    _snapshot([D1, D2, D3], _records(1, 90), today=D2, root=tmp_path)
+    assert _ids(D2, tmp_path) == ["t90"]
+    assert lake.partition_path(SNAP, D1, tmp_path).read_bytes() == before
+
+
+def test_single_day_window_of_today_logs_nothing_and_an_empty_api_writes_an_empty_file(tmp_path: Path) -> None:
+    log: list[str] = []
+    result, _ = _snapshot([D3], [], today=D3, root=tmp_path, log=log)
+    # Taken, nothing existed: that is an observation, so it is an empty typed file.
+    assert lake.read_partition(SNAP, D3, tmp_path).num_rows == 0
+    assert result.snapshot.target == D3 and log == []
+
+
+def test_a_year_long_backfill_lands_one_copy_not_one_per_day(tmp_path: Path) -> None:
+    year = [date(2025, 1, 1) + timedelta(days=i) for i in range(365)]
+    result, pages = _snapshot(year, _records(6), today=LATER, root=tmp_path)
+    assert pages.calls == 1
+    assert lake.landed_days(SNAP, tmp_path) == [year[-1]]
+    assert result.row_count == 6
+    assert len(result.snapshot.absent) == 364
+    assert landing.day_ranges(result.snapshot.absent) == f"{year[0]}..{year[-2]}"
+
+
+def test_snapshot_materialization_metadata_says_what_was_written_and_kept(tmp_path: Path) -> None:
+    _snapshot([D2], _records(3), today=D2, root=tmp_path)
+    result, _ = _snapshot([D1, D2, D3], _records(5, 10), today=LATER, root=tmp_path)
+    meta = {k: getattr(v, "value", v) for k, v in landing.materialize_result(result).metadata.items()}
+    assert meta["snapshot_written_to"] == D3.isoformat()
+    assert meta["snapshot_kept_days"] == 1 and meta["snapshot_absent_days"] == 1
+    assert meta["snapshot_kept"] == D2.isoformat()
+    assert meta["dagster/row_count"] == 5
+    assert meta["rows_by_day"] == {D3.isoformat(): 5}
+
+
+def test_snapshots_on_several_days_read_through_the_raw_view_and_dedup_to_the_latest(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    first = [{"id": "ev_1", "name": "old name", "start": {"unix": 1773100800}},
+             {"id": "ev_2", "name": "gone later", "start": {"unix": 1773100800}}]
+    now = [{"id": "ev_1", "name": "new name", "start": {"unix": 1773100800}},
+           {"id": "ev_3", "name": "added", "start": {"unix": 1773187200}}]
+
+    class Client:
+        def __init__(self, pages: list[dict]) -> None:
+            self.pages = pages
+
+        def iter_events(self):
+            yield self.pages
+
+    tt.land_events(Client(first), [D2], root, datetime(2026, 3, 9, 6, tzinfo=UTC), today=D2)
+    tt.land_events(Client(now), [D1, D2, D3], root, datetime(2026, 4, 20, 6, tzinfo=UTC), today=LATER)
+    con = duckdb.connect()
+    create_raw_views(con, root)
+    by_day = dict(con.execute("select _partition, count(*) from raw.tickettailor_events group by 1").fetchall())
+    assert by_day == {D2: 2, D3: 2}
+    # What dbt staging's `latest_by_key` (macros/staging_helpers.sql) keeps: the latest snapshot per id.
+    latest = dict(con.execute("""
+        select id, name from raw.tickettailor_events
+        qualify row_number() over (partition by id order by _loaded_at desc, _partition desc, _raw desc) = 1
+    """).fetchall())
+    assert latest == {"ev_1": "new name", "ev_2": "gone later", "ev_3": "added"}
+    landed = con.execute("select partition_date from raw.landed_partitions where asset = 'tickettailor_events' "
+                         "order by 1").fetchall()
+    assert [d for (d,) in landed] == [D2, D3]
 
 
 # --- conversion helpers ---------------------------------------------------------------------------

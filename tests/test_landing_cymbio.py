@@ -55,6 +55,13 @@ def test_variants_and_order_line_statuses(sandbox: Any) -> None:  # noqa: F811
     lines = lake.read_partition(cy.RETURN_LINES, DAY)
     assert lines.num_rows == sum(returns.column("line_count").to_pylist())
     assert all(c.passed for c in check_results(result).values())
+    # Re-running the (past) day keeps the catalog taken then: no rewrite, nothing written.
+    catalog = lake.partition_path(cy.VARIANTS, DAY).read_bytes()
+    again = run([cy.cymbio_variants], DAY.isoformat())
+    assert again.success
+    meta = materializations(again)["cymbio_variants"]
+    assert (meta["dagster/row_count"], meta["snapshot_written_to"], meta["snapshot_kept_days"]) == (0, "none", 1)
+    assert lake.partition_path(cy.VARIANTS, DAY).read_bytes() == catalog
 
 
 def test_returns_land_then_acknowledge_and_are_never_landed_twice(sandbox: Any) -> None:  # noqa: F811

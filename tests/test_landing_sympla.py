@@ -8,12 +8,14 @@ from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 
 from assets import cymbal as cb
 from assets import sympla as sy
 from pipelines.sandbox import sympla as sy_sandbox
 from resources import lake
+from resources.registry import build_resources
 from tests.test_landing_tickettailor import check_results, content, materializations, run
 from tests.test_landing_tickettailor import sandbox as sandbox  # noqa: F401  (fixture)
 
@@ -65,11 +67,28 @@ def test_participants_land_under_the_event_start_day(sandbox: Any) -> None:  # n
 def test_sympla_and_cymbal_reruns_are_idempotent(sandbox: Any) -> None:  # noqa: F811
     day = date(2026, 3, 2)
     seen = []
+    snapshot_bytes = []
     for _ in range(3):
         assert run([sy.sympla_orders, cb.cymbal_campaign_analytics], day.isoformat()).success
         seen.append((content(sy.ORDERS, day), content(cb.CAMPAIGN_ANALYTICS, day)))
+        snapshot_bytes.append(lake.partition_path(cb.CAMPAIGN_ANALYTICS, day).read_bytes())
     for later in seen[1:]:
         assert all(a.equals(b) for a, b in zip(seen[0], later, strict=True))
+    # A past day's analytics snapshot is taken once and kept: re-runs never rewrite it.
+    assert snapshot_bytes[1:] == snapshot_bytes[:1] * 2
     campaigns = lake.read_partition(cb.CAMPAIGN_ANALYTICS, day)
     assert sorted(campaigns.column("id").to_pylist()) == sorted(c.id for c in sandbox.world.campaigns)
     assert pa.types.is_int64(campaigns.schema.field("attributed_revenue").type)
+
+
+def test_sympla_events_backfill_writes_only_the_last_past_day(sandbox: Any) -> None:  # noqa: F811
+    events = len(list(sy_sandbox.event_facts(sandbox.world)))
+    result = dg.materialize([sy.sympla_events], resources=build_resources(), raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": "2026-03-01",
+                                  "dagster/asset_partition_range_end": "2026-03-03"})
+    assert result.success
+    assert lake.landed_days(sy.EVENTS) == [date(2026, 3, 3)]
+    meta = materializations(result)["sympla_events"]
+    assert meta["dagster/row_count"] == lake.read_partition(sy.EVENTS, date(2026, 3, 3)).num_rows == events > 0
+    assert (meta["snapshot_written_to"], meta["snapshot_kept_days"], meta["snapshot_absent_days"]) == (
+        "2026-03-03", 0, 2)

@@ -11,7 +11,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +270,67 @@ def test_single_run_backfill_lands_each_day_of_the_window(sandbox: Any) -> None:
         assert lake.read_partition(tt.ORDERS, day).num_rows == facts[day]
     mats = materializations(result)
     assert mats["tickettailor_orders"]["dagster/row_count"] == sum(facts[d] for d in days)
+
+
+# --- snapshots: an observation of now, under at most one day of the window ----------------------
+
+
+def _range(assets: list, start: date, end: date, instance: dg.DagsterInstance | None = None
+           ) -> dg.ExecuteInProcessResult:
+    return dg.materialize(assets, resources=build_resources(), raise_on_error=False, instance=instance,
+                          tags={"dagster/asset_partition_range_start": start.isoformat(),
+                                "dagster/asset_partition_range_end": end.isoformat()})
+
+
+def test_events_backfill_of_past_days_writes_the_last_day_and_keeps_history(sandbox: Any) -> None:
+    events = len(list(tt_sandbox.event_facts(sandbox.world)))
+    d5, d6, d7 = date(2026, 3, 5), date(2026, 3, 6), date(2026, 3, 7)
+    # A snapshot that exists for 03-06 (as if taken that day): the backfill must not replace it.
+    assert run([tt.tickettailor_events], d6.isoformat()).success
+    history = lake.partition_path(tt.EVENTS, d6).read_bytes()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = _range([tt.tickettailor_events, *tt.defs.asset_checks], d5, d7, instance)
+    assert result.success
+    assert lake.landed_days(tt.EVENTS) == [d6, d7]  # 03-05 gets no file, not even an empty one
+    assert lake.partition_path(tt.EVENTS, d6).read_bytes() == history
+    assert lake.read_partition(tt.EVENTS, d7).num_rows == events > 0
+    meta = materializations(result)["tickettailor_events"]
+    assert meta["snapshot_written_to"] == d7.isoformat()
+    assert (meta["snapshot_kept_days"], meta["snapshot_absent_days"]) == (1, 1)
+    assert meta["dagster/row_count"] == events
+    checks = {k: c for k, c in check_results(result).items() if k[0] == "tickettailor_events"}
+    assert checks and all(c.passed for c in checks.values())  # absent snapshot days are not failures
+    lines = [e.user_message for e in instance.all_logs(result.run_id)
+             if "can only be taken on their own day" in (e.user_message or "")]
+    assert len(lines) == 1 and d5.isoformat() in lines[0] and d6.isoformat() in lines[0]
+
+
+def test_rerunning_a_past_events_partition_keeps_its_snapshot(sandbox: Any) -> None:
+    day = date(2026, 3, 10)
+    assert run([tt.tickettailor_events], day.isoformat()).success
+    before = lake.partition_path(tt.EVENTS, day).read_bytes()
+    for _ in range(2):
+        result = run([tt.tickettailor_events], day.isoformat())
+        assert result.success
+        meta = materializations(result)["tickettailor_events"]
+        assert meta["dagster/row_count"] == 0 and meta["snapshot_written_to"] == "none"
+        assert meta["snapshot_kept_days"] == 1
+        assert lake.partition_path(tt.EVENTS, day).read_bytes() == before
+
+
+def test_a_window_ending_today_writes_one_snapshot_per_asset_under_today(sandbox: Any) -> None:
+    """What `marquee demo` does: the last 7 days ending today (UTC)."""
+    from assets import cymbal, cymbio, sympla
+
+    today = lake.utc_now().date()
+    assets = [tt.tickettailor_events, sympla.sympla_events, cymbal.cymbal_campaign_analytics, cymbio.cymbio_variants]
+    specs = [tt.EVENTS, sympla.EVENTS, cymbal.CAMPAIGN_ANALYTICS, cymbio.VARIANTS]
+    result = _range(assets, today - timedelta(days=6), today)
+    assert result.success
+    mats = materializations(result)
+    for spec in specs:
+        assert lake.landed_days(spec) == [today], spec.name
+        assert mats[spec.name]["snapshot_written_to"] == today.isoformat()
+        assert mats[spec.name]["snapshot_absent_days"] == 6
+        assert mats[spec.name]["dagster/row_count"] == lake.read_partition(spec, today).num_rows > 0
