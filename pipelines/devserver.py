@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pipelines import settings
-from pipelines.instance import ensure_instance_config
+from pipelines.instance import ensure_instance_config, ensure_pool_slots
 
 DEFAULT_DEV_DIR = "./data/dev"
 DEFAULT_DAYS = 7
@@ -112,6 +112,10 @@ def main(args: argparse.Namespace) -> int:
         env.setdefault("MARQUEE_START_DATE", (today - timedelta(days=SANDBOX_HISTORY_DAYS)).isoformat())
         home = Path(env["DAGSTER_HOME"])
         ensure_instance_config(home)
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            ensure_pool_slots(instance)  # before `dagster dev` or the pre-load claims the pool
         # This process runs the pre-load, so it needs the same settings as the child.
         os.environ.update(env)
         print(f"Sandbox: all five provider APIs at {sandbox.base_url}")

@@ -75,3 +75,15 @@ def ensure_instance_config(home: Path | str | None = None) -> Path:
         )
         os.replace(tmp, path)
     return path
+
+
+def ensure_pool_slots(instance: Any) -> None:
+    """Create the `duckdb` pool's slot row in the instance storage before any run uses it.
+
+    `default_limit` is applied lazily, when a pool is first claimed; two runs that hit a fresh pool
+    at the same moment can both initialise it and both get a slot (seen in CI: two writers
+    overlapped). An explicit row removes that first-use race. Idempotent.
+    """
+    storage = instance.event_log_storage
+    if storage.get_concurrency_info(DUCKDB_POOL).slot_count != DUCKDB_POOL_LIMIT:
+        storage.set_concurrency_slots(DUCKDB_POOL, DUCKDB_POOL_LIMIT)

@@ -120,6 +120,9 @@ def run_range(start: date, end: date, select: str | None = None,
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     instance = dg.DagsterInstance.get()
+    from pipelines.instance import ensure_pool_slots
+
+    ensure_pool_slots(instance)
 
     wanted = None
     if select:

@@ -24,7 +24,7 @@ import yaml
 from dagster._core.definitions.dependency import NodeHandle
 
 from pipelines import freshness, schedules
-from pipelines.instance import ensure_instance_config
+from pipelines.instance import ensure_instance_config, ensure_pool_slots
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -225,9 +225,10 @@ def test_concurrent_runs_take_turns_in_the_duckdb_pool_while_landing_overlaps(tm
     probe = tmp_path / "probe.py"
     probe.write_text(_PROBE)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    # A first run creates the instance's storage, so the two racing runs do not both migrate it.
-    with dg.DagsterInstance.from_config(str(home)):
-        pass
+    # Create the instance's storage (so the two racing runs do not both migrate it) and the pool's
+    # slot row, as `marquee run` and `marquee dev` do before any run.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        ensure_pool_slots(instance)
     procs = [subprocess.Popen([sys.executable, str(probe), str(log)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
