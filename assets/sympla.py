@@ -16,7 +16,6 @@ from assets.landing import (
     EntityResult,
     RecordError,
     column_schema,
-    day_bounds,
     entity_checks,
     kinds,
     land_snapshot,
@@ -35,7 +34,7 @@ from assets.landing import (
     utc_day,
     window_days,
 )
-from pipelines.partitions import daily_partitions
+from pipelines.partitions import daily_partitions, day_spans, window_bounds
 from resources.lake import utc_now
 from resources.warehouse import EntitySpec, publish_catalog, register_entity
 
@@ -283,16 +282,24 @@ def land_events(client: Any, days: list[date], root: Path | str | None = None,
     return land_snapshot(EVENTS, days, client.iter_events, convert_event, root, loaded_at, today, log)
 
 
+# Sympla lists orders per event only, so a window costs (events x spans) request series. One
+# series per event per day made a year-long backfill of 200 events 73,000 series; a span of up to
+# ORDER_SPAN_DAYS consecutive days cuts that by up to 31x, while a long backfill still commits (and
+# keeps) its progress a month at a time. Memory stays bounded by the lander's shared budget.
+ORDER_SPAN_DAYS = 31
+
+
 def land_orders(client: Any, days: list[date], root: Path | str | None = None,
-                loaded_at: datetime | None = None) -> EntityResult:
-    """Orders of every status created on each day (UTC): per event x day, since Sympla lists orders
-    per event. Each day is committed before the next one is fetched."""
+                loaded_at: datetime | None = None, span_days: int = ORDER_SPAN_DAYS) -> EntityResult:
+    """Orders of every status created on each day (UTC). Each event's orders are asked once per span
+    of consecutive days ([first day 00:00, last day + 1 00:00) UTC) and routed to their creation
+    day; each span is committed before the next one is fetched."""
     loaded_at = loaded_at or utc_now()
     events = _event_starts(client)
     results: list[EntityResult] = []
-    for day in days:
-        start, end = day_bounds(day)
-        with EntityLander(ORDERS, [day], loaded_at, root) as lander:
+    for span in day_spans(days, span_days):
+        start, end = window_bounds(span[0], span[-1])
+        with EntityLander(ORDERS, span, loaded_at, root) as lander:
             for event_id, _ in events:
                 for page in client.iter_orders(event_id, start, end):
                     lander.add_page(page, convert_order, lambda row: utc_day(row["order_date"]))
@@ -348,7 +355,7 @@ sympla_events = _asset(EVENTS, land_events, "events", True,
                        "written by this run.")
 sympla_orders = _asset(ORDERS, land_orders, "orders", True,
                        "Sympla orders of every status (status=true) created on each day of the window, UTC "
-                       "(timezone=UTC), fetched per event x day. Money is decimal reais as sent.")
+                       "(timezone=UTC), fetched per event over spans of up to 31 days. Money is decimal reais as sent.")
 sympla_participants = _asset(PARTICIPANTS, land_participants, "participants", True,
                              "Sympla participants of approved and cancelled orders (cancelled_filter=include) of "
                              "the events starting in the window, under the event's start day (UTC).")

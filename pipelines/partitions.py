@@ -36,3 +36,17 @@ def days_in(window_start: datetime, window_end: datetime) -> list[date]:
         out.append(day)
         day += timedelta(days=1)
     return out
+
+
+def day_spans(days: list[date], max_days: int) -> list[list[date]]:
+    """`days`, sorted, cut into runs of consecutive days at most `max_days` long: for APIs that take
+    a date range, one request series per span instead of one per day."""
+    if max_days < 1:
+        raise ValueError("max_days must be at least 1")
+    spans: list[list[date]] = []
+    for day in sorted(set(days)):
+        if spans and day - spans[-1][-1] == timedelta(days=1) and len(spans[-1]) < max_days:
+            spans[-1].append(day)
+        else:
+            spans.append([day])
+    return spans

@@ -211,6 +211,11 @@ class PartitionWriter:
         self.write_table(table)
         return bad
 
+    @property
+    def pending_bytes(self) -> int:
+        """Arrow bytes buffered for the next row group (what `flush` would write)."""
+        return self._pending_bytes
+
     def flush(self) -> None:
         if not self._pending:
             return

@@ -177,6 +177,39 @@ def test_records_outside_the_window_are_quarantined_not_landed_elsewhere(tmp_pat
     assert lake.landed_days(SPEC, tmp_path) == [DAY]
 
 
+
+def test_a_long_window_shares_one_memory_budget_across_its_day_writers(tmp_path: Path) -> None:
+    """A 60-day window whose days never fill a row group on their own would buffer every day at once;
+    the lander keeps the days' buffers together under its budget and still lands every row once."""
+    days = [DAY + timedelta(days=i) for i in range(60)]
+    budget = 48 * 1024
+    peak = 0
+    with landing.EntityLander(SPEC, days, root=tmp_path, pending_budget=budget) as lander:
+        for page in range(40):  # each page spreads 120 rows over all 60 days
+            records = _records(120, start=page * 120)
+            lander.add_page(records, _convert, lambda row: days[int(row["id"][1:]) % len(days)])
+            peak = max(peak, lander.pending_bytes)
+            assert lander.pending_bytes <= budget
+        result = lander.commit()
+    assert result.row_count == 4800 and peak > budget // 2  # the budget was actually exercised
+    for i, day in enumerate(days):
+        table = lake.read_partition(SPEC, day, tmp_path)
+        assert sorted(table.column("id").to_pylist()) == sorted(f"t{n}" for n in range(i, 4800, len(days)))
+    # early flushes made more, smaller row groups than the 60 files would otherwise have
+    assert sum(pq.ParquetFile(lake.partition_path(SPEC, d, tmp_path)).num_row_groups for d in days) > len(days)
+
+
+def test_day_spans_cut_consecutive_days_and_break_at_gaps() -> None:
+    from pipelines.partitions import day_spans
+
+    d = [date(2026, 1, 1) + timedelta(days=i) for i in range(70)]
+    assert day_spans(d, 31) == [d[:31], d[31:62], d[62:]]
+    assert day_spans([d[5], d[0], d[1], d[3]], 31) == [[d[0], d[1]], [d[3]], [d[5]]]
+    assert day_spans([], 31) == []
+    with pytest.raises(ValueError):
+        day_spans(d, 0)
+
+
 # --- snapshots: an observation of now, written under at most one day ------------------------------
 
 SNAP = EntitySpec(provider="unit", entity="snaps", primary_key=("id",), snapshot=True,

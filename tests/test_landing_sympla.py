@@ -3,12 +3,15 @@ UTC timestamps, idempotent re-runs."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pyarrow as pa
 
 from assets import cymbal as cb
@@ -92,3 +95,38 @@ def test_sympla_events_backfill_writes_only_the_last_past_day(sandbox: Any) -> N
     assert meta["dagster/row_count"] == lake.read_partition(sy.EVENTS, date(2026, 3, 3)).num_rows == events > 0
     assert (meta["snapshot_written_to"], meta["snapshot_kept_days"], meta["snapshot_absent_days"]) == (
         "2026-03-03", 0, 2)
+
+
+def test_a_window_of_orders_asks_each_event_once_and_lands_what_day_by_day_does(
+        sandbox: Any, tmp_path: Path) -> None:  # noqa: F811
+    """Sympla lists orders per event: a 7-day window costs one request series per event (the minimum
+    number of pages), not one per event and day, and lands exactly what seven one-day runs land."""
+    client = build_resources()["sympla"]
+    days = [date(2026, 2, 20) + timedelta(days=i) for i in range(7)]
+    lo, hi = datetime.combine(days[0], datetime.min.time(), UTC), datetime.combine(
+        days[-1] + timedelta(days=1), datetime.min.time(), UTC)
+    events = list(sy_sandbox.event_facts(sandbox.world))
+    facts = [f for f in sy_sandbox.order_facts(sandbox.world) if lo <= f.created_at < hi]
+
+    def requests() -> int:
+        return httpx.get(sandbox.base_url + "/_sandbox/stats").json()["requests"].get("sympla", 0)
+
+    before = requests()
+    sy.land_orders(client, days, root=tmp_path / "window")
+    window_requests = requests() - before
+    before = requests()
+    sy.land_orders(client, days, root=tmp_path / "daily", span_days=1)
+    daily_requests = requests() - before
+
+    per_event = Counter(f.event_id for f in facts)
+    event_pages = math.ceil(len(events) / sy_sandbox.MAX_PAGE_SIZE)
+    assert window_requests == event_pages + sum(
+        max(1, math.ceil(per_event[e.event_id] / sy_sandbox.MAX_PAGE_SIZE)) for e in events)
+    assert daily_requests >= event_pages + len(events) * len(days) > window_requests
+    per_day = Counter(f.created_at.astimezone(UTC).date() for f in facts)
+    for day in days:
+        window, daily = (lake.read_partition(sy.ORDERS, day, tmp_path / k).drop_columns(["_loaded_at"])
+                         .sort_by("id") for k in ("window", "daily"))
+        assert window.equals(daily)
+        assert window.num_rows == per_day[day]
+    assert sum(per_day.values()) == len(facts) > 0
