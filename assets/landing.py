@@ -235,10 +235,10 @@ class EntityResult:
 
 # A multi-day lander (a backfill window of issued tickets, participants or order-line statuses, a
 # span of Sympla orders) keeps one writer per day, and each buffers up to lake.ROW_GROUP_BYTES
-# before it writes a row group. Alone, that bounds memory by days x 16 MiB: a year-long window of
-# days that never fill a row group would hold the whole window in memory. The writers of one lander
-# therefore share this budget: past it, the biggest buffer is written out early, as a smaller row
-# group of the same rows.
+# before it writes a row group. Alone, that bounds memory by days x 32 MiB: a year-long window of
+# days that never fill a row group would hold the whole window in memory. The writers of one
+# lander therefore share this budget: past it, the biggest buffer is written out early, as a
+# smaller row group of the same rows.
 LANDER_PENDING_BYTES = 2 * lake.ROW_GROUP_BYTES
 
 
@@ -247,7 +247,7 @@ class EntityLander:
     misfits, and commits every day (an empty typed file for a day without rows)."""
 
     def __init__(self, spec: EntitySpec, days: Sequence[date], loaded_at: datetime | None = None,
-                 root: Path | str | None = None, row_group_rows: int = lake.ROW_GROUP_ROWS,
+                 root: Path | str | None = None, row_group_rows: int | None = None,
                  pending_budget: int = LANDER_PENDING_BYTES) -> None:
         self.spec = spec
         self.days = list(days)

@@ -25,6 +25,8 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 PROJECT = Path(__file__).resolve().parent.parent
 ANCHOR = date(2026, 3, 15)
 ORDERS_PER_SCALE = 2000
@@ -43,8 +45,11 @@ def _serve(scale: int, conn: object) -> None:
 def _worker() -> None:
     """Runs in a fresh process: land the anchor day and print a JSON line."""
     from assets import tickettailor as tt
+    from resources import lake
     from resources.registry import build_resources
 
+    if os.environ.get("BENCH_ROW_GROUP_MIB"):  # tuning runs: the row-group size to try
+        lake.ROW_GROUP_BYTES = int(float(os.environ["BENCH_ROW_GROUP_MIB"]) * 2**20)
     client = build_resources()["tickettailor"]
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports, before landing
     start = time.perf_counter()
@@ -77,6 +82,8 @@ def bench(n: int) -> dict:
             raise SystemExit(proc.stderr[-3000:])
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         size = sum(f.stat().st_size for f in Path(data).rglob("*.parquet"))
+        row_groups = {p.parent.parent.name: pq.read_metadata(p).num_row_groups
+                      for p in Path(data).glob("lake/raw/tickettailor/*/date=*/part-0.parquet")}
     with urllib.request.urlopen(stats_url) as resp:
         requests = json.load(resp)["requests"].get("tickettailor", 0)
     parent.send("stop")
@@ -85,7 +92,8 @@ def bench(n: int) -> dict:
         server.terminate()
     minimum = math.ceil(out["orders"] / 100) if out["orders"] else 1
     out.update(requested_n=n, records_per_s=out["orders"] / out["seconds"], requests=requests,
-               min_requests=minimum, extra_requests=requests - minimum, lake_mb=size / 2**20)
+               min_requests=minimum, extra_requests=requests - minimum, lake_mb=size / 2**20,
+               row_groups=row_groups)
     return out
 
 
@@ -94,15 +102,18 @@ def main(argv: list[str]) -> None:
         _worker()
         return
     sizes = [int(a) for a in argv] or [1_000_000]
-    header = ("N", "orders", "s", "rec/s", "peakMB", "baseMB", "req", "min", "extra", "lakeMB")
-    widths = (9, 9, 7, 8, 7, 7, 6, 6, 5, 7)
+    header = ("N", "orders", "s", "rec/s", "peakMB", "vs1st", "baseMB", "req", "min", "extra", "lakeMB")
+    widths = (9, 9, 7, 8, 7, 6, 7, 6, 6, 5, 7)
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    first_peak = None
     for n in sizes:
         r = bench(n)
+        first_peak = first_peak or r["peak_rss_mb"]
+        growth = 100 * (r["peak_rss_mb"] / first_peak - 1)  # the flatness target: 5M within 10% of 1M
         print(f"{r['requested_n']:>9} {r['orders']:>9} {r['seconds']:>7.1f} {r['records_per_s']:>8.0f} "
-              f"{r['peak_rss_mb']:>7.0f} {r.get('baseline_rss_mb', 0):>7.0f} "
+              f"{r['peak_rss_mb']:>7.0f} {growth:>+5.1f}% {r.get('baseline_rss_mb', 0):>7.0f} "
               f"{r['requests']:>6} {r['min_requests']:>6} {r['extra_requests']:>5} "
-              f"{r['lake_mb']:>7.1f}", flush=True)
+              f"{r['lake_mb']:>7.1f}  row groups {r['row_groups']}", flush=True)
 
 
 if __name__ == "__main__":

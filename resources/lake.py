@@ -35,16 +35,18 @@ from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec
 PART_FILE = "part-0.parquet"
 # A row group is written when the buffered pages reach ROW_GROUP_BYTES of Arrow data or
 # ROW_GROUP_ROWS rows, whichever comes first; memory in flight is bounded by the byte limit.
-# Why not small groups: the ParquetWriter keeps every written row group's footer metadata in
-# memory until close (C++ thrift objects, ~1 KB per column per row group, several times the
-# serialized footer) and copies it once more to write the footer. With a fixed 5,000 rows per
-# group that grew peak RSS by ~22 bytes per Ticket Tailor order (per 5,000 orders: one orders
-# group of 32 leaf columns, two issued-ticket groups of 24, one line-item group of 12), i.e.
-# +89 MB from 1M to 5M orders in one partition. A byte bound sizes each entity by what its rows
-# weigh: orders (~3 KB of Arrow per row, with `_raw`) keep ~5,000-row groups, issued tickets and
-# line items, whose rows are small, get ~4-5x fewer groups and so ~4-5x less footer metadata.
+#
+# Why 32 MiB and not less: a partition must be one file (a reader sees the old partition or the
+# new one, never a mix of files), and the C++ ParquetWriter keeps every written row group's
+# footer metadata in memory until close: ~875 bytes per leaf column per row group, whether or not
+# statistics are written (~12x the serialized footer). So peak memory is the buffers in flight
+# plus metadata that grows with the row-group count; for one entity their product is fixed
+# (leaf columns x 875 B x Arrow bytes per row). Fixed 5,000-row groups grew peak RSS by ~22 B per
+# Ticket Tailor order; 16 MiB groups by ~7.5 B (1M orders 309 MB, 5M 338 MB: +9.4%, at the edge of
+# the 10% target); 32 MiB groups cost ~35 MB more at every size and are flat within noise (1M 344,
+# 2M 345; benchmarks/README.md). Analytics readers prefer the bigger groups too.
 ROW_GROUP_ROWS = 25_000
-ROW_GROUP_BYTES = 16 * 2**20
+ROW_GROUP_BYTES = 32 * 2**20
 
 # --- test seam ------------------------------------------------------------------------------------
 # Crash tests set MARQUEE_TEST_CRASH_AT=<step>[@n] to make the process die (os._exit, no cleanup,
@@ -158,13 +160,13 @@ class PartitionWriter:
     """
 
     def __init__(self, spec: EntitySpec, day: date, root: Path | str | None = None,
-                 row_group_rows: int = ROW_GROUP_ROWS, row_group_bytes: int = ROW_GROUP_BYTES) -> None:
+                 row_group_rows: int | None = None, row_group_bytes: int | None = None) -> None:
         self.spec = spec
         self.day = day
         self.schema = spec.schema
         self.target = partition_path(spec, day, root)
-        self.row_group_rows = row_group_rows
-        self.row_group_bytes = row_group_bytes
+        self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
+        self.row_group_bytes = row_group_bytes or ROW_GROUP_BYTES
         self.rows_written = 0
         self.row_groups_written = 0
         self._pending: list[pa.Table] = []
