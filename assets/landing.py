@@ -233,36 +233,30 @@ class EntityResult:
         return sum(self.quarantined.values())
 
 
-# A multi-day lander (a backfill window of issued tickets, participants or order-line statuses, a
-# span of Sympla orders) keeps one writer per day, and each buffers up to lake.ROW_GROUP_BYTES
-# before it writes a row group. Alone, that bounds memory by days x 32 MiB: a year-long window of
-# days that never fill a row group would hold the whole window in memory. The writers of one
-# lander therefore share this budget: past it, the biggest buffer is written out early, as a
-# smaller row group of the same rows.
-LANDER_PENDING_BYTES = 2 * lake.ROW_GROUP_BYTES
-
-
 class EntityLander:
     """Lands one entity for a set of days: converts pages, routes rows to their day, quarantines
     misfits, and commits every day (an empty typed file for a day without rows)."""
 
     def __init__(self, spec: EntitySpec, days: Sequence[date], loaded_at: datetime | None = None,
                  root: Path | str | None = None, row_group_rows: int | None = None,
-                 pending_budget: int = LANDER_PENDING_BYTES) -> None:
+                 budget: lake.BufferBudget | None = None) -> None:
         self.spec = spec
         self.days = list(days)
         self._day_set = set(self.days)
         self.loaded_at = loaded_at or lake.utc_now()
         self.root = root
         self.row_group_rows = row_group_rows
-        self.pending_budget = pending_budget
+        # A multi-day lander keeps one writer per day; without a shared bound a year-long window of
+        # days that never fill a row group would hold the whole window in memory.
+        self.budget = budget if budget is not None else lake.BufferBudget()
         self._writers: dict[date, lake.PartitionWriter] = {}
         self._quarantine: dict[date, list[dict[str, Any]]] = {}
         self.result = EntityResult(spec, self.days)
 
     def writer(self, day: date) -> lake.PartitionWriter:
         if day not in self._writers:
-            self._writers[day] = lake.PartitionWriter(self.spec, day, self.root, self.row_group_rows)
+            self._writers[day] = lake.PartitionWriter(self.spec, day, self.root, self.row_group_rows,
+                                                      budget=self.budget)
         return self._writers[day]
 
     def quarantine(self, day: date, reason: str, raw: Any) -> None:
@@ -308,28 +302,17 @@ class EntityLander:
                 self.quarantine(row_day, reason, bad_row["_raw"])
             accepted += len(rows) - len(bad)
             self.result.rows[row_day] = self.result.rows.get(row_day, 0) + len(rows) - len(bad)
-        self._within_budget()
         return accepted
 
     def add_table(self, day: date, table: pa.Table) -> None:
         """Carry already-landed rows (e.g. a partition being merged into) over unchanged."""
         self.writer(day).write_table(table)
         self.result.rows[day] = self.result.rows.get(day, 0) + table.num_rows
-        self._within_budget()
 
     @property
     def pending_bytes(self) -> int:
         """Arrow bytes buffered across this lander's day writers."""
         return sum(w.pending_bytes for w in self._writers.values())
-
-    def _within_budget(self) -> None:
-        if len(self._writers) < 2:
-            return  # one writer is bounded by its own row-group limit
-        pending = self.pending_bytes
-        while pending > self.pending_budget:
-            biggest = max(self._writers.values(), key=lambda w: w.pending_bytes)
-            pending -= biggest.pending_bytes
-            biggest.flush()
 
     def commit(self) -> EntityResult:
         for day in self.days:

@@ -37,6 +37,7 @@ from assets.landing import (
     window_days,
 )
 from pipelines.partitions import daily_partitions
+from resources import lake
 from resources.lake import utc_now
 from resources.warehouse import EntitySpec, publish_catalog, register_entity
 
@@ -321,7 +322,9 @@ def land_orders(client: Any, days: list[date], root: Path | str | None = None,
     per_entity: dict[str, list[EntityResult]] = {s.name: [] for s in (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)}
     for day in days:
         start, end = day_bounds(day)
-        landers = [EntityLander(s, [day], loaded_at, root) for s in (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)]
+        budget = lake.BufferBudget()  # the three fill from the same pages: one bound for their buffers
+        landers = [EntityLander(s, [day], loaded_at, root, budget=budget)
+                   for s in (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)]
         orders, items, tickets = landers
         try:
             for page in client.iter_orders(start, end):

@@ -184,7 +184,7 @@ def test_a_long_window_shares_one_memory_budget_across_its_day_writers(tmp_path:
     days = [DAY + timedelta(days=i) for i in range(60)]
     budget = 48 * 1024
     peak = 0
-    with landing.EntityLander(SPEC, days, root=tmp_path, pending_budget=budget) as lander:
+    with landing.EntityLander(SPEC, days, root=tmp_path, budget=lake.BufferBudget(budget)) as lander:
         for page in range(40):  # each page spreads 120 rows over all 60 days
             records = _records(120, start=page * 120)
             lander.add_page(records, _convert, lambda row: days[int(row["id"][1:]) % len(days)])
@@ -197,6 +197,28 @@ def test_a_long_window_shares_one_memory_budget_across_its_day_writers(tmp_path:
         assert sorted(table.column("id").to_pylist()) == sorted(f"t{n}" for n in range(i, 4800, len(days)))
     # early flushes made more, smaller row groups than the 60 files would otherwise have
     assert sum(pq.ParquetFile(lake.partition_path(SPEC, d, tmp_path)).num_row_groups for d in days) > len(days)
+
+
+def test_writers_of_different_entities_share_one_budget(tmp_path: Path) -> None:
+    """Like Ticket Tailor's orders, line items and issued tickets, writers that fill from the same
+    pages share one bound: their buffers together never pass it, whatever their own row-group size."""
+    other = EntitySpec(provider="unit", entity="others", primary_key=("id",), columns=SPEC.columns)
+    budget = lake.BufferBudget(40 * 1024)
+    writers = [lake.PartitionWriter(s, DAY, tmp_path, row_group_rows=10**6, row_group_bytes=10**9, budget=budget)
+               for s in (SPEC, other)]
+    loaded = datetime(2026, 3, 11, tzinfo=UTC)
+    for page in range(30):
+        for i, writer in enumerate(writers):
+            rows = [{**_convert(r), "_raw": json.dumps(r), "_loaded_at": loaded, "_partition": DAY}
+                    for r in _records(50 * (i + 1), start=page * 100)]
+            writer.write_rows(rows)
+            assert budget.pending_bytes <= budget.limit
+    for writer in writers:
+        writer.commit()
+    assert budget.pending_bytes == 0
+    for spec, per_page in ((SPEC, 50), (other, 100)):
+        pf = pq.ParquetFile(lake.partition_path(spec, DAY, tmp_path))
+        assert pf.metadata.num_rows == 30 * per_page and pf.num_row_groups > 1  # flushed early, nothing lost
 
 
 def test_day_spans_cut_consecutive_days_and_break_at_gaps() -> None:
