@@ -40,12 +40,10 @@ PART_FILE = "part-0.parquet"
 # Why 32 MiB and not less: a partition must be one file (a reader sees the old partition or the
 # new one, never a mix of files), and the C++ ParquetWriter keeps every written row group's
 # footer metadata in memory until close: ~875 bytes per leaf column per row group, whether or not
-# statistics are written (~12x the serialized footer). So peak memory is the buffers in flight
-# plus metadata that grows with the row-group count; for one entity their product is fixed
-# (leaf columns x 875 B x Arrow bytes per row). Fixed 5,000-row groups grew peak RSS by ~22 B per
-# Ticket Tailor order; 16 MiB groups by ~7.5 B (1M orders 309 MB, 5M 338 MB: +9.4%, at the edge of
-# the 10% target); 32 MiB groups cost ~35 MB more at every size and are flat within noise (1M 344,
-# 2M 345; benchmarks/README.md). Analytics readers prefer the bigger groups too.
+# statistics are written (~12x the serialized footer). For one entity, that memory per order
+# times the buffer per row group is fixed (leaf columns x 875 B x Arrow bytes per row), so bigger
+# groups trade a higher floor for less growth with N: 5,000-row groups grew peak RSS by ~22 B per
+# Ticket Tailor order, 16 MiB groups by ~7.5 B. Measurements: benchmarks/README.md.
 ROW_GROUP_ROWS = 25_000
 ROW_GROUP_BYTES = 32 * 2**20
 
