@@ -27,8 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext
 
-from pipelines.partitions import daily_partitions, days_in
+from pipelines.partitions import daily_partitions, day_spans, days_in
 from resources import lake
+from resources.registry import credential_hint
 from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec, duckdb_types
 
 T = TypeVar("T")
@@ -309,11 +310,6 @@ class EntityLander:
         self.writer(day).write_table(table)
         self.result.rows[day] = self.result.rows.get(day, 0) + table.num_rows
 
-    @property
-    def pending_bytes(self) -> int:
-        """Arrow bytes buffered across this lander's day writers."""
-        return sum(w.pending_bytes for w in self._writers.values())
-
     def commit(self) -> EntityResult:
         for day in self.days:
             self.result.rows.setdefault(day, 0)
@@ -417,16 +413,8 @@ def plan_snapshot(spec: EntitySpec, days: Sequence[date], today: date | None = N
 
 def day_ranges(days: Sequence[date]) -> str:
     """Compact text for a set of days: `2026-01-01..2026-01-31, 2026-02-03` (a year stays one line)."""
-    out: list[str] = []
-    ordered = sorted(set(days))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] - ordered[j] == timedelta(days=1):
-            j += 1
-        out.append(ordered[i].isoformat() if i == j else f"{ordered[i]}..{ordered[j]}")
-        i = j + 1
-    return ", ".join(out) or "none"
+    runs = day_spans(list(days), max_days=max(len(days), 1))
+    return ", ".join(r[0].isoformat() if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs) or "none"
 
 
 def land_snapshot(spec: EntitySpec, days: Sequence[date], pages: Callable[[], Iterable[Sequence[Any]]],
@@ -472,14 +460,6 @@ def snapshot_metadata(plan: SnapshotPlan) -> dict[str, Any]:
 
 # --- Dagster glue ---------------------------------------------------------------------------------
 
-PROVIDER_ENV_HINT = {
-    "tickettailor": "TICKETTAILOR_API_KEY",
-    "sympla": "SYMPLA_TOKEN",
-    "cymbal": "CYMBAL_API_KEY",
-    "cymbio": "CYMBIO_CLIENT_ID, CYMBIO_CLIENT_SECRET and CYMBIO_RETAILER_ID",
-}
-
-
 def kinds(provider: str) -> set[str]:
     return {"python", "parquet", provider}
 
@@ -497,7 +477,7 @@ def provider_configured(context: AssetExecutionContext, provider: str, client: A
     configured = bool(client is not None and client.configured())
     if not configured:
         context.log.info(
-            f"{provider}: credentials not configured (set {PROVIDER_ENV_HINT.get(provider, 'its credentials')}); "
+            f"{provider}: credentials not configured (set {credential_hint(provider)}); "
             f"skipping {what}."
         )
     return configured
@@ -623,14 +603,10 @@ def entity_checks(spec: EntitySpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset=spec.name, name="pk_unique", partitions_def=daily_partitions,
                     description=f"({', '.join(key)}) is unique within the partition.")
     def pk_unique(context) -> dg.AssetCheckResult:
-        days = _check_days(context)
-        table, missing = _landed(spec, days, key)
-        if spec.snapshot:
-            # Each day's snapshot holds every key again: unique per day, not across the window.
-            dupes = sum(duplicate_key_count(t, key) for t in
-                        (lake.read_partition(spec, d, columns=key) for d in days) if t is not None)
-        else:
-            dupes = duplicate_key_count(table, key)
+        # Each day's snapshot holds every key again: unique per day, not across the window.
+        unique_by = [*key, "_partition"] if spec.snapshot else key
+        table, missing = _landed(spec, _check_days(context), unique_by)
+        dupes = duplicate_key_count(table, unique_by)
         return dg.AssetCheckResult(passed=dupes == 0 and landed_ok(missing),
                                    metadata={"duplicate_keys": dupes, "rows": table.num_rows,
                                              "days_not_landed": [d.isoformat() for d in missing]})

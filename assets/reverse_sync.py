@@ -60,6 +60,7 @@ from resources.errors import (
     ProviderRequestError,
     ProviderUnavailableError,
 )
+from resources.registry import credential_hint
 
 GROUP = "reverse_sync"
 DEFAULT_BATCH_SIZE = 100
@@ -356,10 +357,10 @@ def finish(context: dg.AssetExecutionContext, outcome: SyncOutcome) -> dg.Materi
 
 # --- assets ---------------------------------------------------------------------------------------
 
-def _client(context: dg.AssetExecutionContext, key: str, env_hint: str) -> Any | None:
+def _client(context: dg.AssetExecutionContext, key: str) -> Any | None:
     client = getattr(context.resources, key)
     if not client.configured():
-        context.log.info(f"{key}: skipped, not configured (set {env_hint}); nothing was sent.")
+        context.log.info(f"{key}: skipped, not configured (set {credential_hint(key)}); nothing was sent.")
         return None
     return client
 
@@ -381,12 +382,8 @@ def _orders_in_window(context: dg.AssetExecutionContext) -> tuple[list[sp.Unifie
 
 
 def _all_contacts(context: dg.AssetExecutionContext) -> tuple[list[sp.Contact], str]:
-    """Every consenting buyer in the lake, and the run's partition label (for the log only).
-
-    NOT restricted to the partition window, on purpose: a Sympla buyer's consent is only known when
-    their event's participants land (under the event's start day), usually long after their order's
-    day left every sync window. The sync log makes the whole-lake scope incremental.
-    """
+    """Every consenting buyer in the lake, and the run's partition label (for the log only). Not
+    restricted to the window, on purpose: see the module docstring ("Why the contact syncs ...")."""
     _start, _end, label = _window(context)
     loaded = load_all_orders(sp.consent_label())
     if loaded.unreadable:
@@ -416,7 +413,7 @@ def sync_cymbal_events(context: dg.AssetExecutionContext, config: SyncConfig):
     is `live` or `canceled`. Not windowed by the partition: events are few and the log makes a repeat
     free, so each run sends the new and changed ones.
     """
-    cymbal = _client(context, "cymbal", "CYMBAL_API_KEY")
+    cymbal = _client(context, "cymbal")
     if cymbal is None:
         return
     _start, _end, partition = _window(context)
@@ -450,7 +447,7 @@ def sync_cymbal_orders(context: dg.AssetExecutionContext, config: SyncConfig):
     That is deliberate: `marketing_opt_ins` null means "leave as is", never an unsubscribe, and the
     contact syncs, which read the whole lake, are the authoritative consent channel.
     """
-    cymbal = _client(context, "cymbal", "CYMBAL_API_KEY")
+    cymbal = _client(context, "cymbal")
     if cymbal is None:
         return
     orders, partition = _orders_in_window(context)
@@ -482,10 +479,9 @@ def sync_cymbal_contacts(context: dg.AssetExecutionContext, config: SyncConfig):
     only new or changed contacts, so an unchanged re-run makes no request. Contact ids in the log and
     in metadata are hashes (`ct_…`): no email or phone is logged.
     """
-    cymbal = _client(context, "cymbal", "CYMBAL_API_KEY")
+    cymbal = _client(context, "cymbal")
     if cymbal is None:
         return
-    # The whole lake, not the window: see the module docstring ("Why the contact syncs ...").
     contacts, partition = _all_contacts(context)
     records = [(c.key, sp.cymbal_contact(c)) for c in contacts]
     outcome = sync_records("cymbal_contacts", records, cymbal.create_contacts, batch=batch_size(config),
@@ -502,10 +498,9 @@ def sync_cordial_contacts(context: dg.AssetExecutionContext, config: SyncConfig)
     Like `sync_cymbal_contacts`, not limited to the partition's orders (consent belongs to the person
     and a Sympla answer lands after the order's day was synced); the sync log keeps it incremental.
     """
-    cordial = _client(context, "cordial", "CORDIAL_API_KEY and CORDIAL_BASE_URL")
+    cordial = _client(context, "cordial")
     if cordial is None:
         return
-    # The whole lake, not the window: see the module docstring ("Why the contact syncs ...").
     contacts, partition = _all_contacts(context)
     records, skipped = [], []
     for c in contacts:
@@ -533,7 +528,7 @@ def sync_cordial_orders(context: dg.AssetExecutionContext, config: SyncConfig):
     `properties.marketingConsent` is the consent known when the order is sent, like Cymbal's opt-ins
     (see `sync_cymbal_orders`); it subscribes nobody, `sync_cordial_contacts` does.
     """
-    cordial = _client(context, "cordial", "CORDIAL_API_KEY and CORDIAL_BASE_URL")
+    cordial = _client(context, "cordial")
     if cordial is None:
         return
     orders, partition = _orders_in_window(context)

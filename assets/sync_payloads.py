@@ -218,11 +218,6 @@ def consent_answer(questions: Any, label: str) -> bool | None:
     )
 
 
-def consents(questions: Any, label: str) -> bool:
-    """True when some question whose label contains `label` (case-insensitive) was answered yes."""
-    return consent_answer(questions, label) is True
-
-
 # --- unified records ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

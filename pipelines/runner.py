@@ -79,15 +79,6 @@ def _step_failures(result) -> list[str]:
     return failures
 
 
-_ENV_HINTS = {
-    "tickettailor": "TICKETTAILOR_API_KEY",
-    "sympla": "SYMPLA_TOKEN",
-    "cymbal": "CYMBAL_API_KEY",
-    "cymbio": "CYMBIO_CLIENT_ID, CYMBIO_CLIENT_SECRET, CYMBIO_RETAILER_ID",
-    "cordial": "CORDIAL_API_KEY, CORDIAL_BASE_URL",
-}
-
-
 def _skipped_by_provider(asset_keys: set[str]) -> dict[str, list[str]]:
     """Assets a successful phase selected but did not materialize: their provider skipped them.
     Asset names start with the provider (`sympla_orders`) or `sync_<provider>_`."""
@@ -121,6 +112,7 @@ def run_range(start: date, end: date, select: str | None = None,
     graph = repo.asset_graph
     instance = dg.DagsterInstance.get()
     from pipelines.instance import ensure_pool_slots
+    from resources.registry import credential_hint
 
     ensure_pool_slots(instance)
 
@@ -177,7 +169,7 @@ def run_range(start: date, end: date, select: str | None = None,
             progress(f"  {key}: {rows} rows")
         skipped = {k.to_user_string() for k in keys} - set(phase_result.materialized)
         for provider, names in _skipped_by_provider(skipped).items():
-            progress(f"  skipped {provider}: credentials not configured (set {_ENV_HINTS.get(provider, 'them')}); "
+            progress(f"  skipped {provider}: credentials not configured (set {credential_hint(provider)}); "
                      f"{len(names)} asset(s) not materialized")
         if phase == "raw" and skipped and not phase_result.materialized and result.success:
             progress("  No provider is configured: set credentials (README, 'Connecting real accounts'), "

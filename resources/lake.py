@@ -203,7 +203,6 @@ class PartitionWriter:
         self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
         self.row_group_bytes = row_group_bytes or ROW_GROUP_BYTES
         self.rows_written = 0
-        self.row_groups_written = 0
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -265,7 +264,6 @@ class PartitionWriter:
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         self._open().write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows_written += table.num_rows
-        self.row_groups_written += 1
 
     def commit(self) -> Path:
         """Close, fsync and atomically rename into place (an empty typed file if no rows)."""

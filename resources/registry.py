@@ -25,6 +25,23 @@ from resources.cymbio import CymbioResource
 from resources.sympla import SymplaResource
 from resources.tickettailor import TicketTailorResource
 
+# What each provider needs set before its assets run (the variables `build_resources` binds below).
+CREDENTIAL_ENV: dict[str, tuple[str, ...]] = {
+    "tickettailor": ("TICKETTAILOR_API_KEY",),
+    "sympla": ("SYMPLA_TOKEN",),
+    "cymbal": ("CYMBAL_API_KEY",),
+    "cymbio": ("CYMBIO_CLIENT_ID", "CYMBIO_CLIENT_SECRET", "CYMBIO_RETAILER_ID"),
+    "cordial": ("CORDIAL_API_KEY", "CORDIAL_BASE_URL"),
+}
+
+
+def credential_hint(provider: str) -> str:
+    """The variables to set for `provider`, for a "not configured" message: "A, B and C"."""
+    names = CREDENTIAL_ENV.get(provider)
+    if not names:
+        return "its credentials"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
 
 def _secret(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None

@@ -188,8 +188,8 @@ def test_a_long_window_shares_one_memory_budget_across_its_day_writers(tmp_path:
         for page in range(40):  # each page spreads 120 rows over all 60 days
             records = _records(120, start=page * 120)
             lander.add_page(records, _convert, lambda row: days[int(row["id"][1:]) % len(days)])
-            peak = max(peak, lander.pending_bytes)
-            assert lander.pending_bytes <= budget
+            peak = max(peak, lander.budget.pending_bytes)
+            assert lander.budget.pending_bytes <= budget
         result = lander.commit()
     assert result.row_count == 4800 and peak > budget // 2  # the budget was actually exercised
     for i, day in enumerate(days):

@@ -35,24 +35,31 @@ YES = {"yes", "sim", "true", "1"}
 
 
 @pytest.fixture
-def sandbox(monkeypatch):
+def bare_sandbox(monkeypatch):
+    """The sandbox with nothing landed yet: the test lands each entity when the story needs it."""
     monkeypatch.setenv("MARQUEE_START_DATE", "2026-01-01")
     monkeypatch.delenv("MARQUEE_CONSENT_LABEL", raising=False)
     with start_sandbox(anchor=ANCHOR) as sb:
         for key, value in sb.env.items():
             monkeypatch.setenv(key, value)
-        from assets import sympla, tickettailor
-        from resources.registry import build_resources
-
-        res = build_resources()
-        tickettailor.land_orders(res["tickettailor"], DAYS)
-        tickettailor.land_events(res["tickettailor"], [ANCHOR])
-        sympla.land_events(res["sympla"], [ANCHOR])
-        sympla.land_orders(res["sympla"], DAYS)
-        sympla.land_participants(res["sympla"], [date(2026, 2, 1) + timedelta(days=i) for i in range(90)])
-        for r in res.values():
-            r.close()
         yield sb
+
+
+@pytest.fixture
+def sandbox(bare_sandbox):
+    """The sandbox with DAYS' orders, the events and the participants landed."""
+    from assets import sympla, tickettailor
+    from resources.registry import build_resources
+
+    res = build_resources()
+    tickettailor.land_orders(res["tickettailor"], DAYS)
+    tickettailor.land_events(res["tickettailor"], [ANCHOR])
+    sympla.land_events(res["sympla"], [ANCHOR])
+    sympla.land_orders(res["sympla"], DAYS)
+    sympla.land_participants(res["sympla"], [date(2026, 2, 1) + timedelta(days=i) for i in range(90)])
+    for r in res.values():
+        r.close()
+    return bare_sandbox
 
 
 def run_sync(resources: dict | None = None, raise_on_error: bool = True, only: list[str] | None = None):
@@ -338,16 +345,6 @@ EARLY = date(2026, 2, 15)  # the orders' creation day: an early partition
 LATER_UNRELATED = [date(2026, 3, 10), date(2026, 3, 12)]  # no order of these days is ever landed
 CONTACT_ASSETS = ["sync_cymbal_contacts", "sync_cordial_contacts"]
 
-
-@pytest.fixture
-def bare_sandbox(monkeypatch):
-    """The sandbox with nothing landed yet: the test lands each entity when the story needs it."""
-    monkeypatch.setenv("MARQUEE_START_DATE", "2026-01-01")
-    monkeypatch.delenv("MARQUEE_CONSENT_LABEL", raising=False)
-    with start_sandbox(anchor=ANCHOR) as sb:
-        for key, value in sb.env.items():
-            monkeypatch.setenv(key, value)
-        yield sb
 
 
 def land(what: str, days: list[date], provider: str = "sympla") -> None:

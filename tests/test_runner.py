@@ -11,10 +11,10 @@ import pytest
 
 from pipelines.runner import run_main, run_range
 from pipelines.sandbox import start_sandbox
+from resources.registry import CREDENTIAL_ENV
 
 ANCHOR = date(2026, 3, 15)
-PROVIDER_VARS = ("TICKETTAILOR_API_KEY", "SYMPLA_TOKEN", "CYMBAL_API_KEY", "CYMBIO_CLIENT_ID",
-                 "CYMBIO_CLIENT_SECRET", "CYMBIO_RETAILER_ID", "CORDIAL_API_KEY", "CORDIAL_BASE_URL")
+PROVIDER_VARS = [var for names in CREDENTIAL_ENV.values() for var in names]
 
 
 @pytest.fixture

@@ -69,27 +69,27 @@ def tt(**changes) -> dict:
 
 @pytest.mark.parametrize("answer", ["yes", "Yes", " YES ", "sim", "Sim", "true", "TRUE", "1", True, 1])
 def test_yes_answers_consent(answer):
-    assert sp.consents([{"question": "Marketing opt-in", "answer": answer}], "marketing")
+    assert sp.consent_answer([{"question": "Marketing opt-in", "answer": answer}], "marketing") is True
 
 
 @pytest.mark.parametrize("answer", [None, "", "no", "No", "não", "Nao", "false", "0", "y", "maybe", False, 0])
 def test_other_answers_do_not_consent(answer):
-    assert not sp.consents([{"question": "Marketing opt-in", "answer": answer}], "marketing")
+    assert sp.consent_answer([{"question": "Marketing opt-in", "answer": answer}], "marketing") is not True
 
 
 def test_consent_needs_the_labelled_question():
     questions = [{"question": "Dietary requirements", "answer": "yes"}]
-    assert not sp.consents(questions, "marketing")
-    assert not sp.consents([], "marketing")
-    assert not sp.consents(None, "marketing")
+    assert sp.consent_answer(questions, "marketing") is not True
+    assert sp.consent_answer([], "marketing") is not True
+    assert sp.consent_answer(None, "marketing") is not True
     # The label is matched case-insensitively as a substring, and is configurable.
-    assert sp.consents(questions, "DIETARY")
+    assert sp.consent_answer(questions, "DIETARY") is True
 
 
 def test_consent_shapes_sympla_single_object_and_mapping():
-    assert sp.consents({"id": 2, "name": "Quero receber marketing", "value": "sim"}, "marketing")
-    assert sp.consents({"Marketing emails": "yes"}, "marketing")
-    assert not sp.consents({"Marketing emails": None}, "marketing")
+    assert sp.consent_answer({"id": 2, "name": "Quero receber marketing", "value": "sim"}, "marketing") is True
+    assert sp.consent_answer({"Marketing emails": "yes"}, "marketing") is True
+    assert sp.consent_answer({"Marketing emails": None}, "marketing") is not True
 
 
 @pytest.mark.parametrize("answer", ["Sim", "sim", "YES", "yes", " Yes ", "1", "true", "TRUE", True, 1])

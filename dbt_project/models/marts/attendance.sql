@@ -22,12 +22,7 @@ with tickets as (
 ),
 
 ticket_days_loaded as (
-    select distinct
-        case asset
-            when 'tickettailor_issued_tickets' then 'tickettailor'
-            when 'sympla_participants' then 'sympla'
-        end as provider,
-        partition_date
+    select distinct provider, partition_date
     from {{ source('raw', 'landed_partitions') }}
     where asset in ('tickettailor_issued_tickets', 'sympla_participants')
 ),
