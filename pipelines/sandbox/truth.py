@@ -14,9 +14,10 @@ Money is int minor units throughout; rates are floats only at the very end, as t
 from __future__ import annotations
 
 import importlib
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pipelines.sandbox import world as w
@@ -168,3 +169,80 @@ def expected_campaign_attribution(world: w.World, orders_start: date, orders_end
                 "conversion_rate": _rate(n, clicks),
             })
     return rows
+
+
+# --- comparing a warehouse with the truth ----------------------------------------------------------
+
+# (mart, grain, compared columns): the marts contract of DESIGN.md, as the end-to-end tests check it.
+MART_CHECKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("attendance", ("provider", "event_id"),
+     ("event_name", "starts_at", "tickets_issued", "tickets_checked_in", "no_shows", "attendance_rate")),
+    ("revenue", ("provider", "event_id", "currency", "order_date"),
+     ("orders", "gross_cents", "refunded_cents", "net_cents")),
+    ("campaign_attribution", ("campaign_id", "currency"),
+     ("campaign_name", "channel", "sent_at", "links_clicked", "reported_revenue_cents",
+      "attributed_orders", "attributed_revenue_cents", "conversion_rate")),
+)
+
+
+def read_marts(warehouse: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every compared mart of a published catalog, read the way an analyst does (read-only)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {}
+        for name, _, _ in MART_CHECKS:
+            rows = con.execute(f"select * from marts.{name}").fetchall()
+            cols = [d[0] for d in con.description]
+            out[name] = [dict(zip(cols, row, strict=True)) for row in rows]
+        return out
+    finally:
+        con.close()
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(microsecond=0)
+    if isinstance(value, float):
+        return round(value, 9)
+    return value
+
+
+def _keyed(rows: Iterable[dict[str, Any]], key_cols: tuple[str, ...], cols: tuple[str, ...]) -> dict:
+    out: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(_norm(row[c]) for c in key_cols)
+        assert key not in out, f"duplicate grain {key}"
+        out[key] = {c: _norm(row[c]) for c in cols}
+    return out
+
+
+def assert_rows_match(actual: Iterable[dict[str, Any]], expected: Iterable[dict[str, Any]],
+                      key_cols: tuple[str, ...], cols: tuple[str, ...]) -> None:
+    """Same grain keys, and every compared column equal (floats to 1e-9 relative)."""
+    a, e = _keyed(actual, key_cols, cols), _keyed(expected, key_cols, cols)
+    assert set(a) == set(e), f"missing {sorted(set(e) - set(a))[:5]} extra {sorted(set(a) - set(e))[:5]}"
+    for key in e:
+        for col in cols:
+            av, ev = a[key][col], e[key][col]
+            if isinstance(ev, float) and av is not None:
+                assert math.isclose(av, ev, rel_tol=1e-9), (key, col, av, ev)
+            else:
+                assert av == ev, (key, col, av, ev)
+
+
+def assert_marts_match(warehouse: Any, world: w.World, start: date, end: date,
+                       marts: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    """The published marts equal this module's truth for a pipeline run over [start, end]."""
+    marts = marts if marts is not None else read_marts(warehouse)
+    now = datetime.now(UTC)
+    expected = {
+        # Tickets were loaded only for events starting inside the range, and the mart reports only
+        # events whose start day's tickets were loaded: exactly the events the truth expects.
+        "attendance": expected_attendance(world, start, end, now),
+        "revenue": expected_revenue(world, start, end),
+        "campaign_attribution": expected_campaign_attribution(world, start, end, 7),
+    }
+    for name, key_cols, cols in MART_CHECKS:
+        assert_rows_match(marts[name], expected[name], key_cols, cols)
