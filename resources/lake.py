@@ -40,7 +40,7 @@ from resources.files import (
     ensure_dir,
     exclusive_lock,
     fsync_dir,
-    replace_durably,
+    fsync_file,
     sweep_temp_files,
     temp_path_for,
 )
@@ -291,6 +291,7 @@ class PartitionWriter:
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
         self._closed = False
+        self._prepared = False
         self._budget = budget
         if budget is not None:
             budget.join(self)
@@ -347,15 +348,27 @@ class PartitionWriter:
         self._open().write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows_written += table.num_rows
 
-    def commit(self) -> Path:
-        """Close, fsync and atomically rename into place (an empty typed file if no rows)."""
+    def prepare(self) -> None:
+        """Write the footer and fsync the temp file: everything but the rename. The slow part of a
+        commit; callers that make several partitions visible together prepare them all first, so
+        a crash between their renames is a window of milliseconds, not of a footer and an fsync."""
+        if self._prepared:
+            return
         self.flush()
         writer = self._open()  # a writer with no row group still writes a valid, typed file
         writer.close()
         self._writer = None
         assert self._tmp is not None
+        fsync_file(self._tmp)
+        self._prepared = True
+
+    def commit(self) -> Path:
+        """Close, fsync and atomically rename into place (an empty typed file if no rows)."""
+        self.prepare()
+        assert self._tmp is not None
         crash_point("lake.before_rename")
-        replace_durably(self._tmp, self.target)
+        os.replace(self._tmp, self.target)
+        fsync_dir(self.target.parent)
         self._closed = True
         if self._budget is not None:
             self._budget.leave(self)
