@@ -269,6 +269,9 @@ def _return_id(rec: Any) -> int | None:
         return None
 
 
+RETURNS_LOCK = "cymbio_returns"  # the lake lock; also the Dagster pool of the returns asset
+
+
 def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_at: datetime | None = None,
                  log: Callable[[str], None] | None = None) -> ReturnsOutcome:
     """Land the not-acknowledged returns under `day`, then acknowledge them.
@@ -283,8 +286,22 @@ def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_
       never drops returns the API will not serve again.
     - A return that does not fit the schema goes to quarantine and is NOT acknowledged: it stays
       on the API until the schema is fixed.
+    - Everything from reading what is landed to the last acknowledgement happens under one lock in
+      the lake, held across processes and runs. Without it, run B could read the day file, run A
+      land and acknowledge r2, and B then replace the file with its stale copy plus what it
+      fetched, which no longer includes r2: the only copy of r2 gone. The asset is also in the
+      Dagster pool of the same name, so a second run queues in Dagster instead of in the kernel;
+      the lock is what holds when something bypasses the pool (another instance, a script).
     """
     loaded_at = loaded_at or lake.utc_now()
+    lake.pause_point("cymbio_returns.before_lock")
+    with lake.lake_lock(RETURNS_LOCK, root):
+        lake.pause_point("cymbio_returns.locked")
+        return _land_returns_locked(client, day, root, loaded_at, log)
+
+
+def _land_returns_locked(client: Any, day: date, root: Path | str | None, loaded_at: datetime,
+                         log: Callable[[str], None] | None) -> ReturnsOutcome:
     landed = {int(v) for v in lake.iter_column(RETURNS, "return_id", root) if v is not None}
     landed_lines = {int(v) for v in lake.iter_column(RETURN_LINES, "return_id", root) if v is not None}
     returns = EntityLander(RETURNS, [day], loaded_at, root)
@@ -295,6 +312,7 @@ def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_
             returns.add_table(day, table)
         for table in lake.iter_partition_batches(RETURN_LINES, day, root):
             lines.add_table(day, table)
+        lake.pause_point("cymbio_returns.after_read")
         fetched_ids: list[int] = []
         seen: set[int] = set()
         for page in client.iter_returns_not_acknowledged():
@@ -314,6 +332,7 @@ def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_
                     line_items += [(ln, i, rec) for i, ln in enumerate(rec["returnLines"], start=1)]
             outcome.new += returns.add_page(fresh, convert_return, day)
             lines.add_page(line_items, convert_return_line, day, raw=lambda item: item[0])
+        lake.pause_point("cymbio_returns.after_fetch")
         # Lines first: once a return row is landed, a re-run skips it, lines included.
         lines.commit()
         returns.commit()
@@ -322,6 +341,7 @@ def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_
         lines.abort()
         raise
     lake.crash_point("cymbio_returns.before_ack")
+    lake.pause_point("cymbio_returns.before_ack")
     # What is durably landed now: every earlier partition plus the file just committed.
     committed = {int(v) for v in (lake.read_partition(RETURNS, day, root, ["return_id"]) or
                                   RETURNS.schema.empty_table()).column("return_id").to_pylist()}
@@ -391,6 +411,9 @@ def cymbio_variants(context):
     partitions_def=daily_partitions,
     required_resource_keys={"cymbio"},
     can_subset=False,
+    # One returns pull at a time across runs (the instance's pool default limit is 1); the lake
+    # lock in `land_returns` backs it up.
+    pool=RETURNS_LOCK,
 )
 def cymbio_returns_assets(context):
     """Cymbio returns not yet acknowledged, landed under the day they were pulled (the partition's

@@ -310,14 +310,27 @@ class EntityLander:
         self.writer(day).write_table(table)
         self.result.rows[day] = self.result.rows.get(day, 0) + table.num_rows
 
+    def prepare(self) -> None:
+        """Write and fsync every day's file under its temp name (the slow part of `commit`).
+        Landers that must become visible together (an order day's orders, line items and issued
+        tickets) are all prepared before any is committed, so a crash leaves a day mixed only if
+        it strikes between a few renames."""
+        for day in self.days:
+            self.writer(day).prepare()
+
     def commit(self) -> EntityResult:
+        """Make every day visible: all files prepared first, then renamed in day order, then each
+        day's quarantine replaced. A crash before a day's rename leaves that day as it was."""
+        self.prepare()
         for day in self.days:
             self.result.rows.setdefault(day, 0)
             self.result.paths.append(self.writer(day).commit())
+        for day in self.days:
             lake.write_quarantine(self.spec, day, self._quarantine.get(day, []), self.root)
         return self.result
 
     def abort(self) -> None:
+        """Drop every day's temp file (prepared or not); what was landed before stays as it was."""
         for w in self._writers.values():
             w.abort()
 

@@ -10,9 +10,13 @@ Why the writer looks the way it does:
 - The file is written under a temporary name in the partition's own directory (same filesystem,
   so the rename is atomic), fsynced, renamed over `part-0.parquet`, and the directory is fsynced
   so the rename itself survives a power cut. A reader sees the old partition or the new one,
-  never half of one; a killed run leaves the old partition in place (and a temp file the next
-  run of that partition sweeps away). The temp name does not end in `.parquet`, so the
-  warehouse's globs never pick it up.
+  never half of one; a killed run leaves the old partition in place and a temp file that
+  `sweep_orphaned_temp_files` removes (at the start of every `marquee run` phase, and once per
+  process before its first landing). The temp name names its writer (host, pid, start time), so
+  a sweep never removes a live concurrent writer's file, and it does not end in `.parquet`, so
+  the warehouse's globs never pick it up.
+- New directories (`date=...`) are created one level at a time and fsynced in their parent
+  (`resources.files.ensure_dir`): a durably renamed file is useless if its directory entry is not.
 - A day with no records still gets a file with the schema: "no data" differs from "not loaded".
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,7 +35,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import settings
-from resources.files import TMP_SUFFIX, atomic_write_table, fsync_dir, replace_durably, temp_path_for
+from resources.files import (
+    atomic_write_table,
+    ensure_dir,
+    exclusive_lock,
+    fsync_dir,
+    fsync_file,
+    sweep_temp_files,
+    temp_path_for,
+)
 from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec
 
 PART_FILE = "part-0.parquet"
@@ -69,6 +82,26 @@ def crash_point(step: str) -> None:
         os._exit(CRASH_EXIT_CODE)
 
 
+# Race tests set MARQUEE_TEST_PAUSE_DIR=<dir> to force an interleaving of two processes: at each
+# `pause_point(step)` the process touches `<dir>/<step>.reached`, then waits while `<dir>/<step>.hold`
+# exists (at most PAUSE_MAX_SECONDS). Unset in production: one dictionary lookup.
+PAUSE_ENV = "MARQUEE_TEST_PAUSE_DIR"
+PAUSE_MAX_SECONDS = 120.0
+
+
+def pause_point(step: str) -> None:
+    """Test seam: announce reaching `step` and wait while the test holds it. A no-op otherwise."""
+    directory = os.environ.get(PAUSE_ENV)
+    if not directory:
+        return
+    base = Path(directory)
+    (base / f"{step}.reached").touch()
+    hold = base / f"{step}.hold"
+    deadline = time.monotonic() + PAUSE_MAX_SECONDS
+    while hold.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 # --- paths ----------------------------------------------------------------------------------------
 
 
@@ -84,19 +117,67 @@ def partition_path(spec: EntitySpec, day: date, root: Path | str | None = None, 
     return partition_dir(spec, day, root, area) / PART_FILE
 
 
-STALE_TEMP_SECONDS = 3600
+def lock_path(name: str, root: Path | str | None = None) -> Path:
+    return lake_root(root) / "locks" / f"{name}.lock"
 
 
-def _sweep_temp_files(directory: Path) -> None:
-    """Remove temp files a killed run left behind. Only old ones: a concurrent run of the same
-    partition may be writing a young one right now."""
-    if not directory.is_dir():
+def lake_lock(name: str, root: Path | str | None = None) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock named `name`, shared by every process that uses this lake on this host (or
+    on an NFS mount that supports locks). Released by the kernel if the holder dies."""
+    return exclusive_lock(lock_path(name, root))
+
+
+# --- crash debris ---------------------------------------------------------------------------------
+
+
+def _subdirs(base: Path, depth: int, prefix: str = "") -> Iterator[Path]:
+    """Directories exactly `depth` levels below `base` (the last level's names start with `prefix`)."""
+    level = [base]
+    for i in range(depth):
+        last = i == depth - 1
+        nxt: list[Path] = []
+        for d in level:
+            try:
+                with os.scandir(d) as it:
+                    nxt += [Path(e.path) for e in it
+                            if e.is_dir(follow_symlinks=False) and (not last or e.name.startswith(prefix))]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        level = nxt
+    return iter(level)
+
+
+def temp_file_dirs(root: Path | str | None = None, data_dir: Path | str | None = None) -> Iterator[Path]:
+    """Every directory the durable writers put temp files in: raw and quarantine partitions, dbt's
+    model exports, the sync logs, and the analysts' catalog (its versions and its stable name)."""
+    lake = lake_root(root)
+    data = Path(data_dir) if data_dir is not None else (settings.data_dir() if root is None else lake.parent)
+    for area in ("raw", "quarantine"):
+        yield from _subdirs(lake / area, 3, prefix="date=")
+    yield from _subdirs(lake / "models", 1)
+    yield from _subdirs(lake / "sync_log", 1)
+    yield data
+    yield data / "catalog"
+
+
+def sweep_orphaned_temp_files(root: Path | str | None = None, data_dir: Path | str | None = None) -> int:
+    """Remove the temp files that dead processes left anywhere in the lake and the catalog; returns
+    how many. Safe while other runs write: a live writer's temp file is never removed (see
+    `resources.files.temp_file_is_orphan`). Costs one directory listing per partition."""
+    return sweep_temp_files(temp_file_dirs(root, data_dir))
+
+
+_swept_roots: set[tuple[int, Path]] = set()
+
+
+def sweep_once_per_process(root: Path | str | None = None) -> None:
+    """The whole-lake sweep, once per process and lake: runs launched by the daemon (or the UI) do
+    not go through `marquee run`, so their first landing clears what earlier crashes left."""
+    key = (os.getpid(), lake_root(root).resolve())
+    if key in _swept_roots:
         return
-    cutoff = datetime.now().timestamp() - STALE_TEMP_SECONDS
-    for stale in directory.glob(f".*{TMP_SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            if stale.stat().st_mtime < cutoff:
-                stale.unlink()
+    _swept_roots.add(key)
+    sweep_orphaned_temp_files(root)
 
 
 class RowsRejected(Exception):
@@ -200,6 +281,7 @@ class PartitionWriter:
         self.day = day
         self.schema = spec.schema
         self.target = partition_path(spec, day, root)
+        self._root = root
         self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
         self.row_group_bytes = row_group_bytes or ROW_GROUP_BYTES
         self.rows_written = 0
@@ -209,6 +291,7 @@ class PartitionWriter:
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
         self._closed = False
+        self._prepared = False
         self._budget = budget
         if budget is not None:
             budget.join(self)
@@ -222,8 +305,8 @@ class PartitionWriter:
 
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            _sweep_temp_files(self.target.parent)
+            sweep_once_per_process(self._root)
+            ensure_dir(self.target.parent)
             self._tmp = temp_path_for(self.target)
             self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd",
                                             write_statistics=stats_columns(self.schema))
@@ -265,15 +348,27 @@ class PartitionWriter:
         self._open().write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows_written += table.num_rows
 
-    def commit(self) -> Path:
-        """Close, fsync and atomically rename into place (an empty typed file if no rows)."""
+    def prepare(self) -> None:
+        """Write the footer and fsync the temp file: everything but the rename. The slow part of a
+        commit; callers that make several partitions visible together prepare them all first, so
+        a crash between their renames is a window of milliseconds, not of a footer and an fsync."""
+        if self._prepared:
+            return
         self.flush()
         writer = self._open()  # a writer with no row group still writes a valid, typed file
         writer.close()
         self._writer = None
         assert self._tmp is not None
+        fsync_file(self._tmp)
+        self._prepared = True
+
+    def commit(self) -> Path:
+        """Close, fsync and atomically rename into place (an empty typed file if no rows)."""
+        self.prepare()
+        assert self._tmp is not None
         crash_point("lake.before_rename")
-        replace_durably(self._tmp, self.target)
+        os.replace(self._tmp, self.target)
+        fsync_dir(self.target.parent)
         self._closed = True
         if self._budget is not None:
             self._budget.leave(self)

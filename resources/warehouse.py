@@ -1,12 +1,18 @@
 """The warehouse: a views-only DuckDB catalog over the Parquet lake, and the registry of raw entities.
 
 Why views only: DuckDB allows one writer or many readers per file. Analysts keep
-`warehouse.duckdb` open for hours, so the pipeline never writes to it in place. Instead
-`publish_catalog()` builds a fresh catalog in a temporary file and renames it over the old one:
-an open reader keeps the inode it opened (old views, same Parquet underneath), the next
-connection sees the new catalog, and nobody ever waits for a lock. The views re-expand their
-Parquet globs at every query, so a newly landed partition is visible without republishing; only a
-new entity (or a new dbt model) needs `publish_catalog()`.
+`warehouse.duckdb` open for hours, so the pipeline never writes to it in place. The views
+re-expand their Parquet globs at every query, so a newly landed partition is visible without
+republishing; only a new entity (or a new dbt model) needs `publish_catalog()`.
+
+Why versioned files behind a symlink (see `publish_catalog`): `warehouse.duckdb` is a symlink to
+`catalog/warehouse-NNNNNN.duckdb`, and each publish writes a new version and swaps the symlink.
+DuckDB (2.x) resolves the symlink when it opens a database and names the WAL after the real file
+(`catalog/warehouse-NNNNNN.duckdb.wal`). So an analyst who opens the catalog read-write writes to
+their version and its own WAL: the next connection opens the next version and never meets their
+WAL, and their tables stay in the version they had open. The older design renamed a new file over
+`warehouse.duckdb`; a read-write session then left `warehouse.duckdb.wal` beside the new file, every
+new connection failed with "WAL does not match database file", and the analyst's tables were gone.
 
 The entity registry is filled by the provider asset modules (`assets/<provider>.py`) at import
 time: provider, entity, typed pyarrow schema and primary key. Views, asset checks and the dbt
@@ -16,7 +22,12 @@ helper all work from it, so nothing here is provider-specific.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import importlib
+import os
+import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +39,14 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from pipelines import settings
-from resources.files import exclusive_lock, written_atomically
+from resources.files import (
+    ensure_dir,
+    exclusive_lock,
+    fsync_dir,
+    sweep_temp_files,
+    temp_path_for,
+    written_atomically,
+)
 
 # Columns every raw row carries after the typed ones (CONTRACT.md "The lake and the warehouse").
 META_FIELDS: tuple[pa.Field, ...] = (
@@ -244,24 +262,181 @@ def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | N
     return names
 
 
-def publish_catalog(data_dir: Path | str | None = None) -> Path:
-    """Rebuild the analysts' views-only catalog in a temp file and atomically rename it into place.
+CATALOG_NAME = "warehouse.duckdb"
+CATALOG_DIR = "catalog"  # under the data dir: the versions the stable name points at
+_VERSION_RE = re.compile(r"^warehouse-(\d{6,})\.duckdb$")
+_CATALOG_SCHEMAS_OF_ANALYSTS = ("main",)  # where DuckDB puts what an analyst creates without a schema
 
-    Never opens `warehouse.duckdb` itself, so it cannot collide with a reader's lock, and a reader
-    can never make it fail.
+
+def catalog_dir(data_dir: Path | str | None = None) -> Path:
+    base = Path(data_dir) if data_dir is not None else settings.data_dir()
+    return base / CATALOG_DIR
+
+
+def catalog_versions(data_dir: Path | str | None = None) -> list[Path]:
+    """Every catalog version on disk, oldest first."""
+    directory = catalog_dir(data_dir)
+    if not directory.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in directory.iterdir() if (m := _VERSION_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _is_locked_by_anyone(path: Path) -> bool:
+    """True if /proc/locks shows any lock on `path`'s inode (DuckDB takes a read lock per read-only
+    database and a write lock per read-write one). Read without opening the file: closing any
+    descriptor of a file drops every POSIX lock this process holds on it, including those of an
+    in-process DuckDB connection. False if /proc/locks is unavailable (the caller then tries a lock)."""
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    # "1: POSIX  ADVISORY  READ 12822 fe:00:2146934 0 EOF"; a blocked waiter's line has a "->" too.
+    for line in table.splitlines():
+        fields = [f for f in line.split() if f != "->"]
+        if len(fields) > 5 and fields[5] == inode:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _try_exclusive(path: Path) -> Iterator[bool]:
+    """Try a non-blocking exclusive lock on the whole file, the kind DuckDB checks before opening:
+    yields True (held until the block ends; no DuckDB can open the file meanwhile) or False (some
+    connection, read-only or read-write, has it open). Open file description locks where the OS
+    has them: they also see this process's own DuckDB connections."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            if hasattr(fcntl, "F_OFD_SETLK"):
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+            else:  # pragma: no cover - macOS: POSIX record lock
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                yield False
+                return
+            raise
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _analyst_objects(path: Path) -> list[str]:
+    """Tables (anywhere) and other objects in `main` that a catalog version holds. Published
+    catalogs hold only views in their own schemas, so anything listed is an analyst's work."""
+    schemas = ", ".join(map(_literal, _CATALOG_SCHEMAS_OF_ANALYSTS))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
+            "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
+            f"WHERE NOT internal AND NOT temporary AND schema_name IN ({schemas})"
+        ).fetchall()
+    finally:
+        con.close()
+    return sorted(r[0] for r in rows)
+
+
+_reported_kept: set[Path] = set()
+
+
+def collect_old_catalogs(data_dir: Path | str | None = None, current: Path | None = None) -> list[Path]:
+    """Delete catalog versions nobody can need any more; returns the ones deleted.
+
+    A version other than `current` is deleted only if no connection has it open (no lock on it, and
+    we hold an exclusive lock while deleting, so nobody can open it meanwhile), it has no WAL (a
+    read-write session's unsaved work), and it holds no object an analyst created. A version kept
+    for an analyst's tables is reported once per process, with its path."""
+    log = dg.get_dagster_logger("marquee.warehouse")
+    deleted: list[Path] = []
+    for version in catalog_versions(data_dir):
+        if current is not None and version.name == current.name:
+            continue
+        wal = Path(f"{version}.wal")
+        if wal.exists() or _is_locked_by_anyone(version):
+            continue
+        try:
+            objects = _analyst_objects(version)
+        except duckdb.Error:
+            continue  # being opened read-write right now, or not a database we can read: keep it
+        if objects:
+            if version not in _reported_kept:
+                _reported_kept.add(version)
+                log.warning(f"Kept analysts' catalog version {version}: it holds {', '.join(objects[:5])}"
+                            f"{' ...' if len(objects) > 5 else ''}, created in a read-write session. Open it with "
+                            f"duckdb.connect({str(version)!r}) to get them back; delete the file when done.")
+            continue
+        with _try_exclusive(version) as free:
+            if free and not wal.exists():
+                version.unlink()
+                deleted.append(version)
+    if deleted:
+        fsync_dir(catalog_dir(data_dir))
+    return deleted
+
+
+def _adopt_unversioned(target: Path, versions_dir: Path) -> None:
+    """A `warehouse.duckdb` that is a plain file (written before catalogs were versioned) becomes
+    version 0 under a second name (a hard link, so an analyst holding it keeps writing to the
+    same file), so replacing the stable name by a symlink loses nothing it holds."""
+    if target.is_symlink() or not target.exists():
+        return
+    legacy = versions_dir / "warehouse-000000.duckdb"
+    if not legacy.exists():
+        os.link(target, legacy)
+    wal = Path(f"{target}.wal")
+    # A WAL left by a read-write session that has ended travels with its file; one still in use
+    # stays where that session will look for it (it checkpoints into the same inode on close).
+    if wal.exists() and not _is_locked_by_anyone(target) and not Path(f"{legacy}.wal").exists():
+        os.link(wal, Path(f"{legacy}.wal"))
+        wal.unlink()
+    fsync_dir(versions_dir)
+
+
+def publish_catalog(data_dir: Path | str | None = None) -> Path:
+    """Build the analysts' views-only catalog as a new version and point `warehouse.duckdb` at it.
+
+    Steps (under a lock that serializes publishers; readers never take it):
+    1. sweep temp files dead publishers left;
+    2. build `catalog/warehouse-NNNNNN.duckdb` in a temp file, fsync, rename into place;
+    3. atomically replace the symlink `warehouse.duckdb` with one to the new version, fsync the
+       directory (a connection opens the old version or the new one, never a half-built one);
+    4. delete the old versions no connection holds (`collect_old_catalogs`).
+    Never opens a published version for writing, so no analyst connection (not even a read-write
+    one) can make it fail, and a read-write analyst's WAL is never next to a version it does not
+    belong to (see the module docstring).
     """
     base = Path(data_dir) if data_dir is not None else settings.data_dir()
-    target = base / "warehouse.duckdb"
+    target = base / CATALOG_NAME
+    versions_dir = catalog_dir(base)
     lake_root = base / "lake"
-    # Serializes publishers (parallel partitions finish at the same time); readers never take it.
-    with exclusive_lock(base / ".warehouse.lock"), written_atomically(target) as tmp:
-        con = duckdb.connect(str(tmp))
+    ensure_dir(versions_dir)
+    with exclusive_lock(base / ".warehouse.lock"):
+        sweep_temp_files([base, versions_dir])
+        _adopt_unversioned(target, versions_dir)
+        existing = catalog_versions(base)
+        number = int(_VERSION_RE.match(existing[-1].name)[1]) + 1 if existing else 1  # type: ignore[index]
+        version = versions_dir / f"warehouse-{number:06d}.duckdb"
+        with written_atomically(version) as tmp:
+            con = duckdb.connect(str(tmp))
+            try:
+                create_raw_views(con, lake_root)
+                create_model_views(con, lake_root)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+        link = temp_path_for(target)
+        os.symlink(f"{CATALOG_DIR}/{version.name}", link)
         try:
-            create_raw_views(con, lake_root)
-            create_model_views(con, lake_root)
-            con.execute("CHECKPOINT")
+            os.replace(link, target)
         finally:
-            con.close()
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+        fsync_dir(base)
+        collect_old_catalogs(base, current=version)
     return target
 
 
