@@ -340,8 +340,7 @@ def _land_returns_locked(client: Any, day: date, root: Path | str | None, loaded
         returns.abort()
         lines.abort()
         raise
-    lake.crash_point("cymbio_returns.before_ack")
-    lake.pause_point("cymbio_returns.before_ack")
+    lake.crash_point("cymbio_returns.before_ack")  # a pause point too (resources/seams.py)
     # What is durably landed now: every earlier partition plus the file just committed.
     committed = {int(v) for v in (lake.read_partition(RETURNS, day, root, ["return_id"]) or
                                   RETURNS.schema.empty_table()).column("return_id").to_pylist()}

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import settings
+from resources import seams
 from resources.files import (
     atomic_write_table,
     ensure_dir,
@@ -60,46 +60,9 @@ PART_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 25_000
 ROW_GROUP_BYTES = 32 * 2**20
 
-# --- test seam ------------------------------------------------------------------------------------
-# Crash tests set MARQUEE_TEST_CRASH_AT=<step>[@n] to make the process die (os._exit, no cleanup,
-# no flush: as close to SIGKILL as Python gets) the n-th time (default 1st) it reaches the named
-# step. Unset in production, where `crash_point` is a dictionary lookup and nothing else.
-CRASH_ENV = "MARQUEE_TEST_CRASH_AT"
-CRASH_EXIT_CODE = 86
-_crash_hits: dict[str, int] = {}
-
-
-def crash_point(step: str) -> None:
-    """Test seam: die here if MARQUEE_TEST_CRASH_AT names this step. A no-op otherwise."""
-    wanted = os.environ.get(CRASH_ENV)
-    if not wanted:
-        return
-    name, _, nth = wanted.partition("@")
-    if name != step:
-        return
-    _crash_hits[step] = _crash_hits.get(step, 0) + 1
-    if _crash_hits[step] >= int(nth or 1):
-        os._exit(CRASH_EXIT_CODE)
-
-
-# Race tests set MARQUEE_TEST_PAUSE_DIR=<dir> to force an interleaving of two processes: at each
-# `pause_point(step)` the process touches `<dir>/<step>.reached`, then waits while `<dir>/<step>.hold`
-# exists (at most PAUSE_MAX_SECONDS). Unset in production: one dictionary lookup.
-PAUSE_ENV = "MARQUEE_TEST_PAUSE_DIR"
-PAUSE_MAX_SECONDS = 120.0
-
-
-def pause_point(step: str) -> None:
-    """Test seam: announce reaching `step` and wait while the test holds it. A no-op otherwise."""
-    directory = os.environ.get(PAUSE_ENV)
-    if not directory:
-        return
-    base = Path(directory)
-    (base / f"{step}.reached").touch()
-    hold = base / f"{step}.hold"
-    deadline = time.monotonic() + PAUSE_MAX_SECONDS
-    while hold.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+# --- test seams (resources/seams.py; re-exported because the tests and assets know them here) -----
+CRASH_ENV, CRASH_EXIT_CODE, PAUSE_ENV = seams.CRASH_ENV, seams.CRASH_EXIT_CODE, seams.PAUSE_ENV
+crash_point, pause_point = seams.crash_point, seams.pause_point
 
 
 # --- paths ----------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from pipelines import settings
+from resources import seams
 from resources.files import (
     ensure_dir,
     exclusive_lock,
@@ -428,6 +429,7 @@ def publish_catalog(data_dir: Path | str | None = None) -> Path:
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
+        seams.pause_point("warehouse.before_publish")
         link = temp_path_for(target)
         os.symlink(f"{CATALOG_DIR}/{version.name}", link)
         try:
