@@ -130,6 +130,9 @@ class SandboxContext:
     state: dict[str, Any] = field(default_factory=dict)  # provider-owned mutable state, keyed by provider
     lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: dict[str, int] = field(default_factory=dict)
+    # Bytes of each streamed (oversize) body actually written before it ended or the client hung
+    # up: how a test sees that a client stopped reading at its cap.
+    streamed: list[int] = field(default_factory=list)
 
     def count(self, provider: str) -> None:
         with self.lock:
@@ -223,13 +226,20 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
             assert response.stream is not None
             # A client that stops reading closes the socket: the write then fails and the handler
             # ends (BrokenPipe / ConnectionReset are caught in `_guarded`).
-            for chunk in response.stream:
+            sent = 0
+            try:
+                for chunk in response.stream:
+                    if chunked:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    else:
+                        self.wfile.write(chunk)
+                    sent += len(chunk)
                 if chunked:
-                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                else:
-                    self.wfile.write(chunk)
-            if chunked:
-                self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+            finally:
+                self.close_connection = True
+                with ctx.lock:
+                    ctx.streamed.append(sent)
 
         def _reset(self) -> None:
             # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
