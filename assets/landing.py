@@ -288,6 +288,8 @@ class EntityLander:
 
     def quarantine(self, day: date, reason: str, raw: Any) -> None:
         raw_json = _quarantine_text(raw)
+        # An exception's text can quote a broken string; the reason column must stay valid UTF-8.
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
         self._quarantine.setdefault(day, []).append(
             lake.quarantine_row(self.spec, day, reason, raw_json, self.loaded_at))
         self.result.quarantined[day] = self.result.quarantined.get(day, 0) + 1

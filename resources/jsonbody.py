@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -73,7 +74,10 @@ def cut_short(content: bytes, error: json.JSONDecodeError) -> bool:
     on the way (worth another request), as opposed to a body that is wrong where it stands."""
     if error.msg.startswith("Unterminated string"):
         return True
-    return error.pos >= len(error.doc.rstrip())
+    rest = error.doc[error.pos:].rstrip()
+    # Cut inside a literal or a number (`tr`, `nul`, `-`, `1.`, `2e`): the decoder stops at its start.
+    return (not rest or any(word.startswith(rest) for word in ("true", "false", "null"))
+            or re.fullmatch(r"-?[0-9]*(\.[0-9]*)?([eE][+-]?[0-9]*)?", rest) is not None)
 
 
 def _bad_text(text: str) -> bool:

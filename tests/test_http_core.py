@@ -662,3 +662,17 @@ def test_paginators_never_read_a_shapeless_body_as_no_records(body):
         list(cursor_pages(lambda q: body, {}, limit=100, provider="p", what="x"))
     with pytest.raises(ProviderResponseError):
         list(offset_pages(lambda q: body, {}, limit=100, provider="p", what="x"))
+
+
+@pytest.mark.parametrize("body,cut", [
+    (b'{"data": [1, 2', True), (b'{"a": "abc', True), (b'{"a": tr', True), (b'[1.', True), (b'[-', True),
+    (b'{"a": 1, ', True), (b"<html>", False), (b"[1] trailing", False), (b'{"a" 1}', False), (b"[true, x]", False),
+])
+def test_a_body_cut_short_is_told_apart_from_one_that_is_wrong_where_it_stands(body, cut):
+    import json
+
+    from resources.jsonbody import cut_short, tolerant_loads
+
+    with pytest.raises(json.JSONDecodeError) as info:
+        tolerant_loads(body)
+    assert cut_short(body, info.value) is cut

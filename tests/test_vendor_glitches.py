@@ -90,9 +90,8 @@ ENVELOPE_CASES = [
 def test_a_reply_without_the_envelope_is_a_clear_error_not_zero_records(sb, provider, glitch, missing):
     read, scope, endpoint = LISTS[provider]
     plan = sb.set_faults(f"{glitch}:1@{scope}")
-    with _clients(sb)[provider].session() as client:
-        with pytest.raises(ProviderResponseError) as info:
-            list(read(client, sb.world))
+    with _clients(sb)[provider].session() as client, pytest.raises(ProviderResponseError) as info:
+        list(read(client, sb.world))
     error = info.value
     assert not isinstance(error, ProviderUnavailableError)
     assert (error.provider, error.endpoint) == (provider, endpoint)
@@ -106,9 +105,8 @@ def test_a_reply_without_the_envelope_is_a_clear_error_not_zero_records(sb, prov
 def test_a_redirect_is_an_error_naming_where_it_went(sb, provider):
     read, scope, endpoint = LISTS[provider]
     plan = sb.set_faults(f"redirect:1@{scope}")
-    with _clients(sb)[provider].session() as client:
-        with pytest.raises(ProviderRedirectError) as info:
-            list(read(client, sb.world))
+    with _clients(sb)[provider].session() as client, pytest.raises(ProviderRedirectError) as info:
+        list(read(client, sb.world))
     message = str(info.value)
     assert f"{provider}: {endpoint} was redirected (301) to /{provider}/moved/" in message
     assert f"{provider.upper()}_BASE_URL" in message and plan.injected["redirect"] == 1
@@ -132,9 +130,9 @@ def test_an_oversized_page_stops_at_the_cap_without_reading_it_whole(sb, glitch,
     # gigabyte before noticing, and the sandbox would have written all of it.
     sb.ctx.streamed.clear()
     sb.set_faults(f"{glitch}:1:512@/tickettailor/v1/orders")
-    with _clients(sb, max_page_bytes=256 * 1024)["tickettailor"].session() as client:
-        with pytest.raises(ProviderResponseTooLargeError) as info:
-            list(client.iter_orders(sb.world.start, sb.world.end))
+    client = _clients(sb, max_page_bytes=256 * 1024)["tickettailor"]
+    with client.session(), pytest.raises(ProviderResponseTooLargeError) as info:
+        list(client.iter_orders(sb.world.start, sb.world.end))
     message = str(info.value)
     assert message.startswith("tickettailor: GET /v1/orders answered a page that ") and how in message
     assert MAX_PAGE_BYTES_ENV in message and info.value.allow_retries is False
