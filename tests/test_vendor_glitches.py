@@ -299,3 +299,51 @@ def test_a_landed_sympla_day_keeps_its_rows_when_orders_come_back_null(sb, monke
     result = run([sy.sympla_orders], day.isoformat())
     assert not result.success and "'data': null" in _failure_text(result)
     assert content(sy.ORDERS, day).equals(before)
+
+
+def test_a_snapshot_taken_today_is_kept_when_a_later_read_is_shapeless(sb):
+    from assets import cymbal as cb
+
+    with _clients(sb)["cymbal"].session() as client:
+        first = cb.land_campaign_analytics(client, [DAY], today=DAY)
+        taken = lake.partition_path(cb.CAMPAIGN_ANALYTICS, DAY).read_bytes()
+        assert first.row_count > 0
+        sb.set_faults("nulldata:1@/cymbal/")
+        with pytest.raises(ProviderResponseError, match="'data': null"):
+            cb.land_campaign_analytics(client, [DAY], today=DAY)
+    assert lake.partition_path(cb.CAMPAIGN_ANALYTICS, DAY).read_bytes() == taken
+
+
+def test_cymbio_returns_are_never_acknowledged_off_a_shapeless_or_broken_page():
+    from assets import cymbio as cy
+    from pipelines.sandbox import cymbio as cy_sandbox
+
+    def pending(sandbox: Any) -> set[int]:
+        return {r["returnId"] for r in cy_sandbox.current_returns(sandbox.ctx) if not r["acknowledged"]}
+
+    with start_sandbox(anchor=ANCHOR) as fresh:
+        client = _clients(fresh)["cymbio"]
+        with client.session():
+            first = pending(fresh)
+            assert cy.land_returns(client, DAY).acknowledged and pending(fresh) == set()
+            landed = lake.partition_path(cy.RETURNS, DAY).read_bytes()
+            new = set(cy_sandbox.add_returns(fresh.ctx, 3))
+            fresh.set_faults("shapeless:1@/cymbio/v3/retailers")
+            with pytest.raises(ProviderResponseError, match="an empty object"):
+                cy.land_returns(client, DAY)
+            assert pending(fresh) == new  # nothing acknowledged on the strength of a shapeless page
+            assert lake.partition_path(cy.RETURNS, DAY).read_bytes() == landed
+            # One return arrives with an invalid UTF-8 byte: it is quarantined and stays on the API.
+            fresh.set_faults("badutf8:1@/cymbio/v3/retailers")
+            outcome = cy.land_returns(client, DAY)
+    (bad,) = _quarantine(cy.RETURNS)
+    assert "not valid Unicode" in bad["reason"]
+    stuck = {_raw_returns_id(bad)}
+    assert pending(fresh) == stuck and set(outcome.acknowledged) == new - stuck
+    assert set(lake.read_partition(cy.RETURNS, DAY).column("return_id").to_pylist()) == (first | new) - stuck
+
+
+def _raw_returns_id(row: dict[str, Any]) -> int:
+    import json
+
+    return json.loads(row["_raw"])["returnId"]
