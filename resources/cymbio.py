@@ -21,6 +21,15 @@ from resources.pagination import CYMBIO_LIST, offset_pages
 PAGE_LIMIT = 1000  # the doc's page size, and the most the API serves
 
 
+def _TOKEN_REPLY(body: Any) -> str | None:  # noqa: N802 - an envelope, like the pagination constants
+    """DESIGN.md point 1: `{"access_token", "token_type", "expires_in"}`. Only the envelope is checked
+    here; an object without a token is a credentials problem, which `ClientCredentialsAuth` reports."""
+    if isinstance(body, dict):
+        return None
+    what = "an empty body" if body is None else f"a bare JSON {type(body).__name__}"
+    return f"{what} where the docs promise a token object {{\"access_token\": ..., \"expires_in\": ...}}"
+
+
 def _ORDER_OBJECT(body: Any) -> str | None:  # noqa: N802 - reads like the Envelope constants it sits beside
     """`GET .../orders/order-line` answers one order object (cymbioOrderId, orderLines, ...)."""
     if isinstance(body, dict) and body:
@@ -57,7 +66,8 @@ class CymbioResource(ProviderResource):
             form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret,
                     "scope": self.scope}
             # authenticate=False: the token request carries its credentials in the form body.
-            return core_ref["core"].request("POST", "/oauth/token", data=form, authenticate=False).body
+            return core_ref["core"].request("POST", "/oauth/token", data=form, authenticate=False,
+                                            expect=_TOKEN_REPLY).body
 
         self._auth = ClientCredentialsAuth(self.provider_name, fetch_token, margin=self.token_margin_seconds)
         core = HttpCore(

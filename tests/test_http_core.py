@@ -676,3 +676,16 @@ def test_a_body_cut_short_is_told_apart_from_one_that_is_wrong_where_it_stands(b
     with pytest.raises(json.JSONDecodeError) as info:
         tolerant_loads(body)
     assert cut_short(body, info.value) is cut
+
+
+def test_an_empty_token_reply_is_a_response_error_not_a_credentials_one(server):
+    from resources.cymbio import CymbioResource
+
+    url, holder = server
+    holder[0] = script = Script((200, b"", {}))
+    resource = CymbioResource(client_id="id", client_secret=SECRET, retailer_id="7", base_url=url,
+                              backoff_base_seconds=0.01, backoff_max_seconds=0.02)
+    with resource.session(), pytest.raises(ProviderResponseError) as info:
+        list(resource.iter_variants())
+    assert "cymbio: POST /oauth/token answered 200 with an empty body" in str(info.value)
+    assert len(script.requests) == 3 and SECRET not in str(info.value)
