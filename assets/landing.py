@@ -29,6 +29,7 @@ from dagster import AssetExecutionContext
 
 from pipelines.partitions import daily_partitions, day_spans, days_in
 from resources import lake
+from resources.jsonbody import quarantine_json, unrepresentable
 from resources.registry import credential_hint
 from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec, duckdb_types
 
@@ -174,6 +175,16 @@ def ts_text(value: Any, name: str, default_tz: tzinfo | str = UTC) -> datetime |
     return parsed.astimezone(UTC)
 
 
+def child_list(record: Any, key: str) -> list[Any] | None:
+    """A nested list of child records (`line_items`, `returnLines`...): the list, or None when absent
+    or null. Anything else is a malformed record: a number or a string there must not be iterated
+    (a string would fan out into one bogus child per character)."""
+    value = record.get(key) if isinstance(record, dict) else None
+    if value is None or isinstance(value, list):
+        return value
+    raise RecordError(f"{key}: expected a list, got {type(value).__name__}")
+
+
 def to_str_list(value: Any, name: str) -> list[str] | None:
     if value is None:
         return None
@@ -201,6 +212,21 @@ def questions(value: Any, name: str) -> list[dict[str, str | None]] | None:
 
 def dumps(record: Any) -> str:
     return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _quarantine_text(raw: Any) -> str:
+    """The raw record as text for the quarantine file, whatever it holds: a record that orjson
+    cannot write (lone surrogates, out-of-range numbers) is written as ASCII JSON with escapes."""
+    if isinstance(raw, str):
+        try:
+            raw.encode("utf-8")
+            return raw
+        except UnicodeEncodeError:
+            return quarantine_json(raw)
+    try:
+        return dumps(raw)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return quarantine_json(raw)
 
 
 def utc_day(ts: datetime | None) -> date:
@@ -261,7 +287,9 @@ class EntityLander:
         return self._writers[day]
 
     def quarantine(self, day: date, reason: str, raw: Any) -> None:
-        raw_json = raw if isinstance(raw, str) else dumps(raw)
+        raw_json = _quarantine_text(raw)
+        # An exception's text can quote a broken string; the reason column must stay valid UTF-8.
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
         self._quarantine.setdefault(day, []).append(
             lake.quarantine_row(self.spec, day, reason, raw_json, self.loaded_at))
         self.result.quarantined[day] = self.result.quarantined.get(day, 0) + 1
@@ -275,12 +303,23 @@ class EntityLander:
 
         `day` is the partition day for every row, or a function of the converted row. A record
         whose day falls outside this run's days is quarantined: it would otherwise land in a
-        partition this run does not own.
+        partition this run does not own. So is a record that cannot be kept as JSON text in `_raw`
+        (a lone surrogate, an invalid UTF-8 byte, a number out of range: see resources/jsonbody.py),
+        with the path of the bad spot as the reason; the rest of the page lands.
         """
         by_day: dict[date, list[dict[str, Any]]] = {}
         fallback_day = self.days[-1]
         for item in items:
             source = raw(item)
+            # `_raw` first: it is the record as received, and a record that cannot be written as JSON
+            # cannot be landed faithfully, whatever its typed columns say. It costs no extra pass.
+            try:
+                raw_json = dumps(source)
+            except TypeError:
+                self.quarantine(day if isinstance(day, date) else fallback_day,
+                                f"cannot be represented: {unrepresentable(source) or 'not writable as JSON'}",
+                                source)
+                continue
             try:
                 row = convert(item)
                 row_day = day if isinstance(day, date) else day(row)
@@ -292,7 +331,7 @@ class EntityLander:
             if row_day not in self._day_set:
                 self.quarantine(fallback_day, f"outside the partition window: belongs to {row_day}", source)
                 continue
-            row["_raw"] = dumps(source)
+            row["_raw"] = raw_json
             row["_loaded_at"] = self.loaded_at
             row["_partition"] = row_day
             by_day.setdefault(row_day, []).append(row)

@@ -16,6 +16,7 @@ from assets.landing import (
     EntityResult,
     RecordError,
     asset_spec,
+    child_list,
     column_schema,
     day_bounds,
     entity_checks,
@@ -215,8 +216,10 @@ def convert_event(rec: dict[str, Any]) -> dict[str, Any]:
 def convert_order(rec: dict[str, Any]) -> dict[str, Any]:
     summary = opt(rec, "event_summary")
     buyer = opt(rec, "buyer_details")
-    line_items = rec.get("line_items")
-    tickets = rec.get("issued_tickets")
+    # An order whose children are not a list is malformed as a whole: quarantined, children and all,
+    # rather than landed with its line items silently missing.
+    line_items = child_list(rec, "line_items")
+    tickets = child_list(rec, "issued_tickets")
     return {
         "id": to_id(req(rec, "id"), "id"),
         "event_id": to_str(opt(summary, "id"), "event_summary.id"),
@@ -244,8 +247,8 @@ def convert_order(rec: dict[str, Any]) -> dict[str, Any]:
         "buyer_custom_questions": questions(opt(buyer, "custom_questions"), "buyer_details.custom_questions"),
         "payment_method_type": to_str(opt(rec, "payment_method", "type"), "payment_method.type"),
         "payment_method_id": to_str(opt(rec, "payment_method", "id"), "payment_method.id"),
-        "line_item_count": len(line_items) if isinstance(line_items, list) else None,
-        "issued_ticket_count": len(tickets) if isinstance(tickets, list) else None,
+        "line_item_count": len(line_items) if line_items is not None else None,
+        "issued_ticket_count": len(tickets) if tickets is not None else None,
     }
 
 
@@ -307,8 +310,10 @@ def convert_issued_ticket(pair: tuple[dict[str, Any], datetime]) -> dict[str, An
 
 
 def _children(page: list[Any], key: str) -> list[tuple[Any, dict[str, Any]]]:
-    return [(child, order) for order in page if isinstance(order, dict)
-            for child in (order.get(key) or [])]
+    # A `key` that is not a list (`line_items: 5`) fans out nothing: `convert_order` quarantines the
+    # order itself with the reason, so nothing is lost and nothing half-lands.
+    return [(child, order) for order in page if isinstance(order, dict) and isinstance(order.get(key), list)
+            for child in order[key]]
 
 
 # --- landing (plain functions: the assets, the crash tests and the benchmark call these) ----------

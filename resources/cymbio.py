@@ -16,9 +16,26 @@ from pydantic import Field, PrivateAttr
 
 from resources.errors import ProviderResponseError
 from resources.http import ClientCredentialsAuth, HttpCore, ProviderResource, RetryPolicy, secret_value
-from resources.pagination import offset_pages
+from resources.pagination import CYMBIO_LIST, offset_pages
 
 PAGE_LIMIT = 1000  # the doc's page size, and the most the API serves
+
+
+def _TOKEN_REPLY(body: Any) -> str | None:  # noqa: N802 - an envelope, like the pagination constants
+    """DESIGN.md point 1: `{"access_token", "token_type", "expires_in"}`. Only the envelope is checked
+    here; an object without a token is a credentials problem, which `ClientCredentialsAuth` reports."""
+    if isinstance(body, dict):
+        return None
+    what = "an empty body" if body is None else f"a bare JSON {type(body).__name__}"
+    return f"{what} where the docs promise a token object {{\"access_token\": ..., \"expires_in\": ...}}"
+
+
+def _ORDER_OBJECT(body: Any) -> str | None:  # noqa: N802 - reads like the Envelope constants it sits beside
+    """`GET .../orders/order-line` answers one order object (cymbioOrderId, orderLines, ...)."""
+    if isinstance(body, dict) and body:
+        return None
+    what = "an empty body" if body is None else "an empty object {}" if body == {} else f"a {type(body).__name__}"
+    return f"{what} where the docs promise the order object"
 
 
 class CymbioResource(ProviderResource):
@@ -49,7 +66,8 @@ class CymbioResource(ProviderResource):
             form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret,
                     "scope": self.scope}
             # authenticate=False: the token request carries its credentials in the form body.
-            return core_ref["core"].request("POST", "/oauth/token", data=form, authenticate=False).body
+            return core_ref["core"].request("POST", "/oauth/token", data=form, authenticate=False,
+                                            expect=_TOKEN_REPLY).body
 
         self._auth = ClientCredentialsAuth(self.provider_name, fetch_token, margin=self.token_margin_seconds)
         core = HttpCore(
@@ -74,16 +92,19 @@ class CymbioResource(ProviderResource):
         core = self._http()
         path = f"{self._retailer}/variants"
         params = {"service_type": self.service_type} if self.service_type else {}
-        return offset_pages(lambda q: core.get(path, q), params, limit=PAGE_LIMIT,
-                            provider=self.provider_name, what="GET /v3/retailers/{id}/variants")
+        what = "GET /v3/retailers/{id}/variants"
+        return offset_pages(lambda q: core.get(path, q, expect=CYMBIO_LIST, what=what), params, limit=PAGE_LIMIT,
+                            provider=self.provider_name, what=what)
 
     def get_order(self, cymbio_order_id: int | str) -> dict:
         """The whole order object of `GET .../orders/order-line` (cymbioOrderId, orderPo, orderLines...)."""
-        body = self._http().get(f"{self._retailer}/orders/order-line", {"cymbio_order_id": cymbio_order_id})
-        if not isinstance(body, dict):
+        what = "GET /v3/retailers/{id}/orders/order-line"
+        body = self._http().get(f"{self._retailer}/orders/order-line", {"cymbio_order_id": cymbio_order_id},
+                                expect=_ORDER_OBJECT, what=what)
+        if not isinstance(body, dict):  # unreachable past `expect`; kept so no caller ever gets a non-object
             raise ProviderResponseError(
                 f"cymbio: GET .../orders/order-line replied with {type(body).__name__}, not the order object",
-                provider=self.provider_name, endpoint="GET /v3/retailers/{id}/orders/order-line")
+                provider=self.provider_name, endpoint=what)
         return body
 
     def get_order_line_statuses(self, cymbio_order_id: int | str) -> list[dict]:
@@ -104,8 +125,9 @@ class CymbioResource(ProviderResource):
         core = self._http()
         path = f"{self._retailer}/returns"
         params = {"filter": json.dumps({"status": "not_acknowledged"}, separators=(",", ":"))}
-        return offset_pages(lambda q: core.get(path, q), params, limit=PAGE_LIMIT, id_key="returnId",
-                            provider=self.provider_name, what="GET /v3/retailers/{id}/returns")
+        what = "GET /v3/retailers/{id}/returns"
+        return offset_pages(lambda q: core.get(path, q, expect=CYMBIO_LIST, what=what), params, limit=PAGE_LIMIT,
+                            id_key="returnId", provider=self.provider_name, what=what)
 
     def acknowledge_return(self, return_id: int | str) -> None:
         """`PUT .../returns/{id}/acknowledge` (DESIGN.md point 2). Idempotent, so safe to retry."""

@@ -46,7 +46,22 @@ class ProviderUnavailableError(ProviderError):
 
 
 class ProviderResponseError(ProviderError):
-    """The API answered 2xx with a body that does not have the documented shape."""
+    """The API answered with a reply that is not a documented answer: an empty body, a body that
+    is not JSON, a JSON body without the documented envelope (`{}`, `{"data": null}`, a missing
+    `links` / `pagination`), a redirect, or a page over the size cap.
+
+    Never read as "no records": the landing code lets it propagate, so the partition being written
+    is aborted and the file already landed for that day stays as it was."""
+
+
+class ProviderRedirectError(_FinalProviderError, ProviderResponseError):
+    """A 3xx. Redirects are never followed: a moved API is a configuration change (the base URL),
+    and following one silently could read another host or drop the auth header on the way."""
+
+
+class ProviderResponseTooLargeError(_FinalProviderError, ProviderResponseError):
+    """One page was larger than the configured cap (`MARQUEE_MAX_PAGE_BYTES`). The same request
+    would get the same page, so retrying (in the core or as a Dagster retry) cannot help."""
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -4,11 +4,24 @@ Provider modules only describe endpoints, parameters and record shapes; everythi
 a request is sent lives here, so the five clients fail, retry, pace and log the same way.
 
 - Retries (tenacity): 429, 5xx (except 501), connection errors, timeouts, and 2xx bodies that are
-  cut short or are not JSON. Capped exponential back-off with full jitter, never shorter than the
-  server's Retry-After. Gives up once the next wait would cross `max_elapsed` seconds, with a
+  cut short. Capped exponential back-off with full jitter, never shorter than the server's
+  Retry-After. Gives up once the next wait would cross `max_elapsed` seconds, with a
   `ProviderUnavailableError` naming provider, endpoint and last status.
 - Never retried: 400/401/403/404/422 (and any other 4xx but 408/429). 401/403 raise
   `ProviderAuthError` with the provider's own "what to do" hint.
+- Replies that are not a documented answer are errors, never "no records" (DESIGN.md, Storage):
+  - a 3xx raises `ProviderRedirectError` at once: redirects are not followed;
+  - a 2xx that is empty, not JSON, or without the envelope the caller `expect`s (`{}`,
+    `{"data": null}`, no `links`) is asked again `bad_reply_attempts - 1` times (a gateway or a
+    deploy can serve one such reply; the same answer three times in a row is the API's answer),
+    then raises `ProviderResponseError`, which says what was missing, never "unavailable";
+  - a 2xx that orjson rejects is decoded again by `jsonbody.tolerant_loads` (lone surrogates,
+    invalid UTF-8, `1e400`): the page lands and the landing code quarantines the records that
+    still cannot be represented. A body that ends mid-document was cut on the way: retried.
+- Size cap: a page is streamed and counted; once it passes `max_body_bytes` (default 64 MiB,
+  `MARQUEE_MAX_PAGE_BYTES`) the read stops and `ProviderResponseTooLargeError` is raised, so a
+  page that ignores `limit` never sits whole in memory. A Content-Length over the cap fails before
+  any of the body is read.
 - Rate budget: `X-Rate-Limit-Remaining` / `-Reset` (Ticket Tailor) are read on every reply; once
   the remaining budget drops into a reserve, requests are spaced so the rest of the window's
   budget lasts until it resets, i.e. a long sync slows down before it is throttled.
@@ -20,6 +33,8 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json as stdlib_json
+import os
 import random
 import threading
 import time
@@ -39,14 +54,42 @@ from resources.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderNotConfiguredError,
+    ProviderRedirectError,
     ProviderRequestError,
+    ProviderResponseError,
+    ProviderResponseTooLargeError,
     ProviderUnavailableError,
     redact,
 )
+from resources.jsonbody import cut_short, tolerant_loads
 
 logger = dg.get_dagster_logger("marquee.http")
 
 USER_AGENT = "marquee/0.1"
+
+MAX_PAGE_BYTES_ENV = "MARQUEE_MAX_PAGE_BYTES"
+DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
+# What of a non-2xx body is read, for the API's own error text: nothing useful is ever longer.
+_ERROR_BODY_BYTES = 64 * 1024
+
+# Checks a parsed 2xx body against the documented envelope: None if it is one, else what is wrong
+# with it ("an empty body", "no 'links' object"). It may also raise a ProviderError itself.
+Expect = Callable[[Any], "str | None"]
+
+
+def max_page_bytes_from_env() -> int:
+    """The page-size cap: `MARQUEE_MAX_PAGE_BYTES` (bytes, > 0) or 64 MiB."""
+    raw = os.environ.get(MAX_PAGE_BYTES_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PAGE_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be a positive number of bytes (e.g. 67108864 for 64 MiB), "
+                         f"got {raw!r}")
+    return value
 
 
 # --- retry policy ---------------------------------------------------------------------------------
@@ -59,6 +102,10 @@ class RetryPolicy:
     backoff_max: float = 30.0  # cap on one exponential back-off step
     max_elapsed: float = 300.0  # give up once the next wait would end after this many seconds
     max_attempts: int = 12  # and never more than this many sends of one request
+    # Sends of one request that come back 2xx but not in the documented shape (empty, not JSON,
+    # no envelope) before that is the answer: enough to ride out one bad reply from a gateway or
+    # a deploy, few enough that a broken API fails in seconds with the real reason.
+    bad_reply_attempts: int = 3
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter back-off before retry number `attempt` (1 = first retry)."""
@@ -92,6 +139,10 @@ class _Retryable(Exception):
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+
+
+class _BadReply(_Retryable):
+    """A 2xx that is not the documented answer: worth `bad_reply_attempts` sends, no more."""
 
 
 # --- rate budget ----------------------------------------------------------------------------------
@@ -284,8 +335,10 @@ class HttpCore:
                  policy: RetryPolicy | None = None, timeout: float = 30.0, connect_timeout: float = 10.0,
                  budget: RateBudget | None = None, secrets: Sequence[str | None] = (),
                  auth_hints: Mapping[int, str] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 max_connections: int = 8, transport: httpx.BaseTransport | None = None) -> None:
+                 max_connections: int = 8, transport: httpx.BaseTransport | None = None,
+                 max_body_bytes: int | None = None) -> None:
         self.provider = provider
+        self.max_body_bytes = max_body_bytes if max_body_bytes is not None else max_page_bytes_from_env()
         self.auth = auth
         self.policy = policy or RetryPolicy()
         self.budget = budget if budget is not None else RateBudget()
@@ -311,18 +364,32 @@ class HttpCore:
     # - public --------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json: Any = None, data: Mapping[str, str] | None = None, authenticate: bool = True) -> Reply:
-        """Send with retries; return the parsed reply or raise a `ProviderError` subclass."""
-        endpoint = f"{method.upper()} {path}"
-        state = {"attempt": 0, "last": "no reply"}
+                json: Any = None, data: Mapping[str, str] | None = None, authenticate: bool = True,
+                expect: Expect | None = None, what: str | None = None) -> Reply:
+        """Send with retries; return the parsed reply or raise a `ProviderError` subclass.
+
+        `expect` checks a 2xx body's envelope (see `Expect`); `what` is the endpoint as errors name
+        it (e.g. `GET /v3/retailers/{id}/returns`, without the id), by default the method and path."""
+        endpoint = what or f"{method.upper()} {path}"
+        state: dict[str, Any] = {"attempt": 0, "last": "no reply"}
 
         def attempt() -> Reply:
             state["attempt"] += 1
             try:
-                return self._attempt(method, path, endpoint, params, json, data, authenticate, state["attempt"])
+                return self._attempt(method, path, endpoint, params, json, data, authenticate, state["attempt"],
+                                     expect)
             except _Retryable as exc:
-                state["last"] = f"status {exc.status}" if exc.status else exc.reason
+                state["last"] = exc.reason if isinstance(exc, _BadReply) or not exc.status else f"status {exc.status}"
                 raise
+
+        def stop(retry_state: tenacity.RetryCallState) -> bool:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(exc, _BadReply) and retry_state.attempt_number >= self.policy.bad_reply_attempts:
+                return True
+            # stop_before_delay: give up when the *coming* wait would cross the bound, rather than
+            # sleeping through a long Retry-After only to stop afterwards.
+            return bool(tenacity.stop_before_delay(self.policy.max_elapsed)(retry_state)
+                        or tenacity.stop_after_attempt(self.policy.max_attempts)(retry_state))
 
         def wait(retry_state: tenacity.RetryCallState) -> float:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -333,6 +400,17 @@ class HttpCore:
 
         def give_up(retry_state: tenacity.RetryCallState) -> Reply:
             elapsed = retry_state.seconds_since_start or 0.0
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(exc, _BadReply):
+                logger.error("%s %s gave up after %d attempts: %s", self.provider, endpoint,
+                             retry_state.attempt_number, exc.reason)
+                raise ProviderResponseError(
+                    f"{self.provider}: {endpoint} answered {exc.status} with {exc.reason}, "
+                    f"{retry_state.attempt_number} times in a row. That is not a documented answer, so it is an "
+                    f"error and not \"no records\": nothing from this request was landed and the partitions "
+                    f"already landed are kept as they were. Check that {self._base_url_var} points at the API "
+                    f"and the provider's status; re-run once it answers normally.",
+                    provider=self.provider, endpoint=endpoint, status=exc.status)
             message = (
                 f"{self.provider}: {endpoint} still failing after {retry_state.attempt_number} attempts "
                 f"over {elapsed:.1f}s (last: {state['last']}). The API is unavailable or throttling; "
@@ -340,17 +418,13 @@ class HttpCore:
             )
             logger.error("%s %s gave up after %d attempts (last: %s)", self.provider, endpoint,
                          retry_state.attempt_number, state["last"])
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
             last_status = exc.status if isinstance(exc, _Retryable) else None
             raise ProviderUnavailableError(message, provider=self.provider, endpoint=endpoint, status=last_status)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Retryable),
             wait=wait,
-            # stop_before_delay: give up when the *coming* wait would cross the bound, rather than
-            # sleeping through a long Retry-After only to stop afterwards.
-            stop=tenacity.stop_before_delay(self.policy.max_elapsed)
-            | tenacity.stop_after_attempt(self.policy.max_attempts),
+            stop=stop,
             sleep=self._sleep,
             retry_error_callback=give_up,
             before_sleep=lambda rs: logger.warning(
@@ -360,13 +434,19 @@ class HttpCore:
         )
         return retrying(attempt)
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).body
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, expect: Expect | None = None,
+            what: str | None = None) -> Any:
+        return self.request("GET", path, params=params, expect=expect, what=what).body
+
+    @property
+    def _base_url_var(self) -> str:
+        return f"{self.provider.upper()}_BASE_URL"
 
     # - one attempt -----------------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
               data: Mapping[str, str] | None, authenticate: bool) -> httpx.Response:
+        """Send and return once the headers are in: the body is still on the wire (streamed)."""
         headers = self.auth.headers() if (authenticate and self.auth) else {}
         delay = self.budget.delay()
         if delay > 0:
@@ -376,15 +456,50 @@ class HttpCore:
         content = orjson.dumps(json) if json is not None else None
         if content is not None:
             headers = {**headers, "Content-Type": "application/json"}
-        return self._client.request(method, path, params=params, content=content, data=data, headers=headers)
+        request = self._client.build_request(method, path, params=params, content=content, data=data,
+                                             headers=headers)
+        return self._client.send(request, stream=True)
+
+    def _read(self, response: httpx.Response, endpoint: str, cap: int | None) -> bytearray:
+        """The body, read chunk by chunk. Past `cap` bytes a 2xx page fails without reading on (the
+        connection is dropped); an error reply is simply cut, as only its first lines matter."""
+        declared = response.headers.get("content-length", "")
+        if cap is not None and declared.isdigit() and int(declared) > cap and response.is_success:
+            raise self._too_large(endpoint, response.status_code, f"announced {int(declared):,} bytes")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if cap is not None and len(body) > cap:
+                if response.is_success:
+                    raise self._too_large(endpoint, response.status_code, f"passed {cap:,} bytes and was still going")
+                del body[cap:]
+                break
+        return body
+
+    def _too_large(self, endpoint: str, status: int, how: str) -> ProviderResponseTooLargeError:
+        cap = self.max_body_bytes
+        logger.error("%s %s -> %d page over the %d-byte cap (%s)", self.provider, endpoint, status, cap, how)
+        return ProviderResponseTooLargeError(
+            f"{self.provider}: {endpoint} answered a page that {how}, over the {cap:,}-byte cap per page. "
+            f"The API is probably ignoring the page size (`limit`) it was asked for; reading on could exhaust "
+            f"memory, so the read stopped and nothing from it was landed. If pages this large are expected, raise "
+            f"{MAX_PAGE_BYTES_ENV}; otherwise report it to the provider.",
+            provider=self.provider, endpoint=endpoint, status=status)
 
     def _attempt(self, method: str, path: str, endpoint: str, params: Mapping[str, Any] | None, json: Any,
-                 data: Mapping[str, str] | None, authenticate: bool, attempt: int) -> Reply:
+                 data: Mapping[str, str] | None, authenticate: bool, attempt: int,
+                 expect: Expect | None = None) -> Reply:
         reauths = 0
         while True:
             started = time.monotonic()
             try:
                 response = self._send(method, path, params, json, data, authenticate)
+                try:
+                    status = response.status_code
+                    raw = self._read(response, endpoint, self.max_body_bytes if response.is_success
+                                     else _ERROR_BODY_BYTES)
+                finally:
+                    response.close()
             except httpx.TimeoutException as exc:
                 logger.warning("%s %s %s -> timeout attempt=%d", self.provider, method, path, attempt)
                 raise _Retryable(f"timeout ({type(exc).__name__})") from None
@@ -394,7 +509,6 @@ class HttpCore:
                 logger.warning("%s %s %s -> %s attempt=%d", self.provider, method, path, type(exc).__name__, attempt)
                 raise _Retryable(f"connection error ({type(exc).__name__})") from None
             ms = (time.monotonic() - started) * 1000
-            status = response.status_code
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             self.budget.observe(response.headers, status, retry_after)
             logger.debug("%s %s %s -> %d attempt=%d %.0fms", self.provider, method, path, status, attempt, ms)
@@ -405,31 +519,57 @@ class HttpCore:
                 logger.info("%s %s %s -> 401: re-authenticating", self.provider, method, path)
                 continue
             if status in (401, 403):
-                raise ProviderAuthError(self._auth_message(endpoint, status, response),
+                raise ProviderAuthError(self._auth_message(endpoint, status, raw),
                                         provider=self.provider, endpoint=endpoint, status=status)
             if status == 429 or status == 408 or (status >= 500 and status != 501):
                 raise _Retryable(f"status {status}", status=status, retry_after=retry_after)
             if status >= 400:
-                raise ProviderRequestError(self._request_message(endpoint, status, response),
+                raise ProviderRequestError(self._request_message(endpoint, status, raw),
                                            provider=self.provider, endpoint=endpoint, status=status)
-            return Reply(status, response.headers, self._parse(response, status))
+            if 300 <= status < 400:
+                raise ProviderRedirectError(self._redirect_message(endpoint, status, response),
+                                            provider=self.provider, endpoint=endpoint, status=status)
+            if status < 200:  # a 1xx as the final reply: httpx handles 100-continue, so this is not HTTP
+                raise _BadReply(f"an informational status {status} as the final reply", status=status)
+            body = self._parse(raw, status, endpoint)
+            if expect is not None:
+                problem = expect(body)
+                if problem:
+                    logger.warning("%s %s %s -> %d but %s attempt=%d", self.provider, method, path, status,
+                                   problem, attempt)
+                    raise _BadReply(problem, status=status)
+            return Reply(status, response.headers, body)
 
-    @staticmethod
-    def _parse(response: httpx.Response, status: int) -> Any:
-        if not response.content:
+    def _parse(self, raw: bytearray, status: int, endpoint: str) -> Any:
+        if not raw:
             return None
         try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            # A 2xx whose body is not JSON is a body that broke on the way: worth another try.
-            raise _Retryable("invalid JSON body", status=status) from None
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as strict_error:
+            strict = str(strict_error)
+        # orjson refuses the whole page for one bad spot. Decode it again tolerantly: the page lands,
+        # and the records that still cannot be represented are quarantined by the lander.
+        try:
+            body = tolerant_loads(bytes(raw))
+        except stdlib_json.JSONDecodeError as exc:
+            if cut_short(bytes(raw), exc):
+                # The document stops mid-way: a body that broke on the way, worth another try.
+                raise _Retryable("body cut short (incomplete JSON)", status=status) from None
+            # Messages carry the decoder's position, never the body (it may hold personal data).
+            raise _BadReply(f"a body that is not JSON ({exc.msg} at byte {exc.pos} of {len(raw)})",
+                            status=status) from None
+        except ValueError as exc:  # e.g. a number literal Python itself refuses
+            raise _BadReply(f"a body that is not valid JSON ({type(exc).__name__})", status=status) from None
+        logger.warning("%s %s: the page is not strict JSON (%s); decoded it tolerantly, the records that "
+                       "cannot be represented will be quarantined", self.provider, endpoint, strict)
+        return body
 
     # - messages --------------------------------------------------------------------------------------
 
-    def _api_detail(self, response: httpx.Response) -> str:
+    def _api_detail(self, raw: bytes | bytearray) -> str:
         """The API's own error text (message / error_code / errors), redacted and kept short."""
         try:
-            body = orjson.loads(response.content) if response.content else None
+            body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             return ""
         if not isinstance(body, dict):
@@ -444,19 +584,28 @@ class HttpCore:
         text = "; ".join(dict.fromkeys(p for p in parts if p))
         return redact(text, self._secrets)[:300]
 
-    def _auth_message(self, endpoint: str, status: int, response: httpx.Response) -> str:
+    def _auth_message(self, endpoint: str, status: int, raw: bytes | bytearray) -> str:
         hint = self._hints.get(status) or self._hints.get(0) or "check the credentials configured for it"
-        detail = self._api_detail(response)
+        detail = self._api_detail(raw)
         return (f"{self.provider}: {endpoint} was refused with {status} "
                 f"({'unauthorized' if status == 401 else 'forbidden'}){f': {detail}' if detail else ''}. "
                 f"{hint}. Not retried: a rejected credential does not fix itself.")
 
-    def _request_message(self, endpoint: str, status: int, response: httpx.Response) -> str:
-        detail = self._api_detail(response)
+    def _request_message(self, endpoint: str, status: int, raw: bytes | bytearray) -> str:
+        detail = self._api_detail(raw)
         what = {400: "bad request", 404: "not found", 422: "validation error", 501: "not implemented"}.get(status, "")
         return (f"{self.provider}: {endpoint} failed with {status}{f' {what}' if what else ''}"
                 f"{f': {detail}' if detail else ''}. Not retried: the request itself must change "
                 f"(check the ids and parameters passed, and the base URL).")
+
+    def _redirect_message(self, endpoint: str, status: int, response: httpx.Response) -> str:
+        location = response.headers.get("location", "")
+        # Scheme, host and path only: a query string may carry tokens.
+        where = redact(location.split("?", 1)[0].split("#", 1)[0], self._secrets)[:200] or "no Location given"
+        return (f"{self.provider}: {endpoint} was redirected ({status}) to {where}. marquee does not follow "
+                f"redirects: a moved API is a configuration change, and following one blindly could read another "
+                f"host or drop the credentials on the way. Nothing from this request was landed. Set "
+                f"{self._base_url_var} to the API's current address (see the provider's docs) and re-run.")
 
 
 # --- the resource base class ----------------------------------------------------------------------
@@ -485,6 +634,9 @@ class ProviderResource(dg.ConfigurableResource):
     max_retry_seconds: float = Field(default=300.0, description="Give up retrying a request after this long.")
     backoff_base_seconds: float = Field(default=0.5, description="First exponential back-off step.")
     backoff_max_seconds: float = Field(default=30.0, description="Longest single back-off step.")
+    max_page_bytes: int | None = Field(
+        default=None, description=f"Largest reply body (one page) read, in bytes; past it the request fails. "
+                                  f"Unset: {MAX_PAGE_BYTES_ENV}, else 64 MiB.")
 
     _core: HttpCore | None = PrivateAttr(default=None)
     _core_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -512,7 +664,12 @@ class ProviderResource(dg.ConfigurableResource):
                 provider=self.provider_name)
         with self._core_lock:
             if self._core is None:
-                self._core = self._make_core(self._policy())
+                core = self._make_core(self._policy())
+                if self.max_page_bytes is not None:
+                    if self.max_page_bytes <= 0:
+                        raise ValueError(f"{self.provider_name}: max_page_bytes must be positive")
+                    core.max_body_bytes = self.max_page_bytes
+                self._core = core
             return self._core
 
     def close(self) -> None:
@@ -541,6 +698,7 @@ def require_utc(value: datetime, name: str) -> datetime:
 
 
 __all__ = [
-    "Auth", "BasicUsernameAuth", "ClientCredentialsAuth", "HeaderAuth", "HttpCore", "ProviderError",
-    "ProviderResource", "RateBudget", "Reply", "RetryPolicy", "parse_retry_after", "require_utc", "secret_value",
+    "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "Auth", "BasicUsernameAuth", "ClientCredentialsAuth", "Expect",
+    "HeaderAuth", "HttpCore", "ProviderError", "ProviderResource", "RateBudget", "Reply", "RetryPolicy",
+    "max_page_bytes_from_env", "parse_retry_after", "require_utc", "secret_value",
 ]

@@ -9,16 +9,56 @@ De-duplication: an API whose list shifts while we read it (a record inserted in 
 cursor) shows the previous page's last record again at the top of the next page. Each paginator
 drops records whose id it saw on the previous page (or earlier on the same page). Only two pages
 of ids are kept, not every id ever seen, so a million-record sync does not grow a million-id set.
+A record whose id is not a scalar (a list, an object, null) is never dropped for its id: it is
+recognised only as the very same record seen again, and the lander quarantines it.
+
+Envelopes: a page is only a page if it has the documented shape. `Envelope` objects describe it
+per provider; the clients hand them to the HTTP core (`expect=`), which asks again on a bad reply
+and then raises `ProviderResponseError`. `_records` checks the same again, so a paginator can never
+read a missing or null `data` as "no records".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 from resources.errors import ProviderResponseError
 
 Fetch = Callable[[dict[str, Any]], Any]
+
+
+def usable_id(value: Any) -> bool:
+    """An id that can key a record and travel in a query string: a non-empty string of valid
+    Unicode, or an integer. A list, object, bool, float or null id cannot."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, str) and value:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
+
+
+def _dedup_key(record: Any, id_key: str) -> Any:
+    if isinstance(record, dict):
+        rid = record.get(id_key)
+        if usable_id(rid):
+            return ("id", rid)
+    # No usable id: only the identical record counts as a repeat, so two different malformed
+    # records are both kept (and quarantined), never merged into one.
+    try:
+        return ("record", orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+    except TypeError:  # holds text or numbers orjson cannot write (see resources.jsonbody)
+        return ("record", repr(record))
 
 
 class _BoundaryDedup:
@@ -30,25 +70,104 @@ class _BoundaryDedup:
         current: set[Any] = set()
         kept: list[dict] = []
         for record in records:
-            rid = record.get(self.id_key) if isinstance(record, dict) else None
-            if rid is not None:
-                if rid in self._previous or rid in current:
-                    continue
-                current.add(rid)
+            key = _dedup_key(record, self.id_key)
+            if key in self._previous or key in current:
+                continue
+            current.add(key)
             kept.append(record)
         self._previous = current
         return kept
 
 
+def _describe(body: Any) -> str:
+    if body is None:
+        return "an empty body"
+    if isinstance(body, dict):
+        keys = list(body)[:6]
+        return f"an object with keys {keys}" if keys else "an empty object {}"
+    if isinstance(body, list):
+        return f"a JSON array of {len(body)}"
+    return f"a bare JSON {type(body).__name__}"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The documented shape of one page of a list endpoint; calling it on a parsed body returns
+    None if the body has that shape, else what is wrong with it (for the error message).
+
+    `data_key` None means the page is a bare JSON array (Cymbio). `members` are the other
+    members the page must carry, each with a test of its value."""
+
+    shape: str  # as the docs show it, for messages
+    data_key: str | None = "data"
+    members: tuple[tuple[str, str, Callable[[Any], bool]], ...] = ()  # (name, what it must be, test)
+
+    def __call__(self, body: Any) -> str | None:
+        problem = self._problem(body)
+        return f"{problem} where the docs promise {self.shape}" if problem else None
+
+    def _problem(self, body: Any) -> str | None:
+        if self.data_key is None:
+            return None if isinstance(body, list) else _describe(body)
+        if not isinstance(body, dict):
+            return _describe(body)
+        if self.data_key not in body:
+            return f"{_describe(body)}, no {self.data_key!r}"
+        records = body[self.data_key]
+        if records is None:
+            return f"{self.data_key!r}: null"
+        if not isinstance(records, list):
+            return f"{self.data_key!r} holding a {type(records).__name__}, not a list"
+        for name, must_be, test in self.members:
+            if name not in body:
+                return f"no {name!r}"
+            if not test(body[name]):
+                return f"{name!r} that is not {must_be}"
+        return None
+
+
+def _positive_int_value(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+# Ticket Tailor (provider-docs/002, "Pagination"): {"data": [...], "links": {"next": str|null, ...}}.
+TICKETTAILOR_PAGE = Envelope(
+    '{"data": [...], "links": {"next": ..., "previous": ...}}',
+    members=(("links", "an object with 'next' (a link or null)",
+              lambda v: isinstance(v, dict) and "next" in v and (v["next"] is None or isinstance(v["next"], str))),))
+
+# Sympla (provider-docs/004, "Pagination"): {"data": [...], "pagination": {"has_next": bool, ...}}.
+SYMPLA_PAGE = Envelope(
+    '{"data": [...], "pagination": {"has_next": ..., ...}}',
+    members=(("pagination", "an object with a boolean 'has_next'",
+              lambda v: isinstance(v, dict) and isinstance(v.get("has_next"), bool)),))
+
+# Cymbal campaign analytics (DESIGN.md point 3): {"data": [...], "page": n, "per_page": n, "total": n}.
+CYMBAL_PAGE = Envelope(
+    '{"data": [...], "page": n, "per_page": n, "total": n}',
+    members=(("page", "a positive integer", _positive_int_value),
+             ("per_page", "a positive integer", _positive_int_value)))
+
+# Cymbio lists (provider-docs/001, variants and returns): a bare JSON array.
+CYMBIO_LIST = Envelope("a JSON array of records", data_key=None)
+
+
 def _records(body: Any, data_key: str | None, provider: str, what: str) -> list[dict]:
     records = body.get(data_key) if (data_key and isinstance(body, dict)) else body
-    if records is None:
-        return []
+    if data_key and isinstance(body, dict) and data_key not in body:
+        records = _MISSING
     if not isinstance(records, list):
+        found = ("no body" if body is None else "no " + repr(data_key) if records is _MISSING
+                 else f"{type(records).__name__ if records is not None else 'null'}")
         raise ProviderResponseError(
-            f"{provider}: {what} replied with {type(records).__name__} where the docs promise a list"
-            f"{f' under {data_key!r}' if data_key else ''}.", provider=provider, endpoint=what)
+            f"{provider}: {what} replied with {found} where the docs promise a list"
+            f"{f' under {data_key!r}' if data_key else ''}. Not read as \"no records\": nothing from it was "
+            f"landed and the partitions already landed are kept; re-run once the API answers normally.",
+            provider=provider, endpoint=what)
     return records
+
+
+_MISSING = object()
 
 
 def cursor_pages(fetch: Fetch, params: Mapping[str, Any], *, limit: int, provider: str, what: str,
@@ -72,12 +191,38 @@ def cursor_pages(fetch: Fetch, params: Mapping[str, Any], *, limit: int, provide
         links = body.get("links") if isinstance(body, dict) else None
         if not raw or not isinstance(links, dict) or not links.get("next"):
             return
-        last = raw[-1].get(id_key)
-        if last is None or last == cursor:
+        nxt = _next_cursor(raw, links.get("next"), cursor_param, id_key, cursor)
+        if nxt is None:
             raise ProviderResponseError(
-                f"{provider}: {what} pagination did not advance past {cursor!r}; stopping instead of looping.",
+                f"{provider}: {what} pagination cannot advance past {cursor!r}: no record of the page has a usable "
+                f"id and links.next names no new cursor. Stopping rather than looping or skipping records; "
+                f"nothing from this run was landed for the day. Report the page to the provider.",
                 provider=provider, endpoint=what)
-        cursor = last
+        cursor = nxt
+
+
+def _next_cursor(raw: list[Any], next_link: Any, cursor_param: str, id_key: str, cursor: Any) -> Any:
+    """The cursor after this page, or None if there is no way forward that loses nothing.
+
+    1. The last record's id, the documented rule ("use the last object id").
+    2. If that id is unusable (a list, null, broken text), the cursor the API itself put in
+       `links.next`: it knows the record's real id.
+    3. Failing that, the last record of the page whose id is usable: the records after it are asked
+       for again, and the boundary de-duplication drops the ones already seen, so nothing is lost.
+    Never the current cursor again: that would ask for the same page forever.
+    """
+    last = raw[-1].get(id_key) if isinstance(raw[-1], dict) else None
+    if usable_id(last) and last != cursor:
+        return last
+    if isinstance(next_link, str):
+        linked = parse_qs(urlsplit(next_link).query).get(cursor_param)
+        if linked and usable_id(linked[-1]) and linked[-1] != cursor:
+            return linked[-1]
+    for record in reversed(raw[:-1]):
+        rid = record.get(id_key) if isinstance(record, dict) else None
+        if usable_id(rid) and rid != cursor:
+            return rid
+    return None
 
 
 def page_number_pages(fetch: Fetch, params: Mapping[str, Any], *, page_size: int, provider: str, what: str,

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from resources.errors import ProviderRequestError
 from resources.http import HeaderAuth, HttpCore, ProviderResource, RetryPolicy, require_utc, secret_value
-from resources.pagination import page_number_pages
+from resources.pagination import SYMPLA_PAGE, page_number_pages
 
 MAX_PAGE_SIZE = 200  # "Mínimo 1 e máximo 200"
 TIMEZONE = "UTC"  # sent explicitly: without it date-times come back in America/Sao_Paulo
@@ -47,14 +47,17 @@ class SymplaResource(ProviderResource):
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[dict]]:
         core = self._http()
 
-        def fetch(query: dict[str, Any]) -> Any:
-            body = core.get(path, query)
-            # The documented error body can also arrive with a 2xx status: never mistake it for data.
+        def expect(body: Any) -> str | None:
+            # The documented error body can also arrive with a 2xx status: never mistake it for data,
+            # nor for a shapeless page worth asking again.
             if isinstance(body, dict) and body.get("error") is True:
                 raise ProviderRequestError(
                     f"sympla: GET {path} answered with an error (code {body.get('code')}): {body.get('message')}",
                     provider=self.provider_name, endpoint=f"GET {path}", status=body.get("code"))
-            return body
+            return SYMPLA_PAGE(body)
+
+        def fetch(query: dict[str, Any]) -> Any:
+            return core.get(path, query, expect=expect)
 
         return page_number_pages(fetch, params, page_size=MAX_PAGE_SIZE, provider=self.provider_name,
                                  what=f"GET {path}")

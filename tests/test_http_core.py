@@ -485,3 +485,207 @@ def test_registry_unset_secrets_load_and_run_as_not_configured(monkeypatch):
     # Called directly (outside a run) the EnvVar-backed resource resolves the same way.
     assert resources["cymbal"].configured() and not resources["sympla"].configured()
     assert SECRET not in repr(resources["cymbal"])
+
+
+# --- replies that are not a documented answer (issue 12) -------------------------------------------
+
+from resources.errors import (  # noqa: E402 - grouped with the tests that use them
+    ProviderRedirectError,
+    ProviderResponseError,
+    ProviderResponseTooLargeError,
+)
+from resources.http import DEFAULT_MAX_PAGE_BYTES, MAX_PAGE_BYTES_ENV, max_page_bytes_from_env  # noqa: E402
+from resources.jsonbody import OutOfRangeNumber, quarantine_json, unrepresentable  # noqa: E402
+from resources.pagination import TICKETTAILOR_PAGE  # noqa: E402
+
+GOOD_PAGE = {"data": [{"id": "or_1"}], "links": {"next": None, "previous": None}}
+
+
+@pytest.mark.parametrize("bad,missing", [
+    ((200, b"", {}), "an empty body"),
+    ((200, {}, {}), "an empty object {}"),
+    ((200, {"data": None, "links": {"next": None}}, {}), "'data': null"),
+    ((200, {"data": []}, {}), "no 'links'"),
+    ((200, {"data": [], "links": {}}, {}), "'links' that is not"),
+    ((200, b"<html>maintenance</html>", {}), "a body that is not JSON"),
+])
+def test_a_reply_without_the_envelope_is_asked_twice_more_then_a_clear_error(server, bad, missing):
+    url, holder = server
+    holder[0] = script = Script(bad)
+    with pytest.raises(ProviderResponseError) as info:
+        make_core(url).get("/v1/orders", {"limit": 100}, expect=TICKETTAILOR_PAGE)
+    assert not isinstance(info.value, ProviderUnavailableError)
+    message = str(info.value)
+    assert "testprov" in message and "GET /v1/orders" in message and missing in message
+    assert "not \"no records\"" in message and "unavailable" not in message
+    assert len(script.requests) == RetryPolicy().bad_reply_attempts == 3
+
+
+def test_one_bad_reply_then_a_good_one_is_ridden_out(server):
+    url, holder = server
+    holder[0] = script = Script((200, b"", {}), (200, {}, {}), (200, GOOD_PAGE, {}))
+    assert make_core(url).get("/v1/orders", expect=TICKETTAILOR_PAGE) == GOOD_PAGE
+    assert len(script.requests) == 3
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed(server, status):
+    url, holder = server
+    holder[0] = script = Script((status, b"", {"Location": f"{url}/elsewhere?token=abc"}), (200, GOOD_PAGE, {}))
+    with pytest.raises(ProviderRedirectError) as info:
+        make_core(url).get("/v1/orders", expect=TICKETTAILOR_PAGE)
+    message = str(info.value)
+    assert f"redirected ({status})" in message and "/elsewhere" in message and "TESTPROV_BASE_URL" in message
+    assert "token=abc" not in message  # a query string may carry a token
+    assert info.value.allow_retries is False and len(script.requests) == 1
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b'{"data": [{"id": "a", "name": "\\ud800"}, {"id": "b"}], "links": {"next": null}}', "not valid Unicode"),
+    (b'{"data": [{"id": "a", "name": "caf\xff"}, {"id": "b"}], "links": {"next": null}}', "not valid Unicode"),
+    (b'{"data": [{"id": "a", "total": 1e400}, {"id": "b"}], "links": {"next": null}}', "out of range (1e400)"),
+])
+def test_a_page_orjson_rejects_is_decoded_tolerantly_once(server, body, reason):
+    url, holder = server
+    holder[0] = script = Script((200, body, {}))
+    page = make_core(url).get("/v1/orders", expect=TICKETTAILOR_PAGE)
+    assert len(script.requests) == 1  # deterministic: nothing to gain from asking again
+    assert [r["id"] for r in page["data"]] == ["a", "b"]
+    assert reason in unrepresentable(page["data"][0]) and unrepresentable(page["data"][1]) is None
+    assert quarantine_json(page["data"][0]).isascii()
+
+
+def test_a_200_body_cut_mid_document_is_retried_with_the_usual_budget(server):
+    url, holder = server
+    cut = (200, b'{"data": [{"id": "a"}, {"id": "b", "name": "ab', {})
+    holder[0] = script = Script(cut, cut, cut, cut, (200, GOOD_PAGE, {}))
+    assert make_core(url).get("/v1/orders", expect=TICKETTAILOR_PAGE) == GOOD_PAGE
+    assert len(script.requests) == 5  # more than the 3 a deterministic bad reply gets
+
+
+def test_content_length_over_the_cap_fails_before_the_body_is_read(server):
+    url, holder = server
+    holder[0] = script = Script((200, {"data": ["x" * 2000], "links": {"next": None}}, {}))
+    with pytest.raises(ProviderResponseTooLargeError) as info:
+        make_core(url, max_body_bytes=1000).get("/v1/orders")
+    message = str(info.value)
+    assert "testprov" in message and "GET /v1/orders" in message and MAX_PAGE_BYTES_ENV in message
+    assert "announced" in message and info.value.allow_retries is False and len(script.requests) == 1
+
+
+def test_the_page_cap_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(MAX_PAGE_BYTES_ENV, raising=False)
+    assert max_page_bytes_from_env() == DEFAULT_MAX_PAGE_BYTES == 64 * 1024 * 1024
+    monkeypatch.setenv(MAX_PAGE_BYTES_ENV, "1_048_576")
+    assert max_page_bytes_from_env() == 1048576
+    assert HttpCore("p", "http://127.0.0.1:9").max_body_bytes == 1048576
+    for bad in ("0", "-5", "64MB"):
+        monkeypatch.setenv(MAX_PAGE_BYTES_ENV, bad)
+        with pytest.raises(ValueError, match=MAX_PAGE_BYTES_ENV):
+            max_page_bytes_from_env()
+
+
+def test_unrepresentable_names_the_spot_never_the_text():
+    record = {"id": "x", "buyer": {"name": "Jos\udcc3"}, "items": [{"q": 1}, {"q": OutOfRangeNumber("1e400")}]}
+    reason = unrepresentable(record)
+    assert reason == "text that is not valid Unicode (lone surrogate or invalid UTF-8 byte) at $.buyer.name"
+    assert "Jos" not in reason
+    del record["buyer"]
+    assert unrepresentable(record) == "number out of range (1e400) at $.items[1].q"
+    assert unrepresentable({"n": 2**64}) == "integer out of 64-bit range at $.n"
+    assert unrepresentable({"ok": [1, 2.5, "é", None, True]}) is None
+
+
+# --- paginators and ids that are not scalars -------------------------------------------------------
+
+
+def test_dedup_survives_list_valued_ids_and_keeps_distinct_malformed_records():
+    pages = [{"data": [{"id": "a"}, {"id": ["b"]}, {"id": ["b"], "n": 2}, {"id": None}, 7],
+              "links": {"next": None}}]
+    got = [r for page in cursor_pages(lambda q: pages[0], {}, limit=100, provider="p", what="x") for r in page]
+    assert got == pages[0]["data"]  # nothing dropped: the lander quarantines the misfits
+
+
+def _cursor_api_with_bad_ids(n: int, bad: set[str], link_cursor: bool):
+    """Like `_cursor_api`, but the records named in `bad` come back with a list-valued id; the API's
+    own `links.next` carries the real id only if `link_cursor`."""
+    ids = [f"it_{i}" for i in range(n, 0, -1)]
+    calls: list[dict] = []
+
+    def fetch(q: dict) -> dict:
+        calls.append(dict(q))
+        limit = int(q["limit"])
+        start = ids.index(q["starting_after"]) + 1 if "starting_after" in q else 0
+        chunk = ids[start:start + limit]
+        more = start + limit < n
+        link = f"/v1/x?starting_after={chunk[-1] if link_cursor else ''}" if more else None
+        return {"data": [{"id": [i] if i in bad else i, "n": i} for i in chunk], "links": {"next": link}}
+
+    return fetch, calls, ids
+
+
+@pytest.mark.parametrize("link_cursor", [True, False])
+def test_cursor_pages_get_past_a_record_whose_id_is_unusable(link_cursor):
+    # it_151 ends page 1 and, once the cursor backs up to it_152, it_52 ends page 2: both times the
+    # documented cursor (the last record's id) is unusable.
+    fetch, calls, ids = _cursor_api_with_bad_ids(250, {"it_151", "it_52"}, link_cursor)
+    got = [r["n"] for page in cursor_pages(fetch, {}, limit=100, provider="p", what="x") for r in page]
+    assert got == ids  # every record exactly once, the malformed ones included, in order
+    cursors = [c.get("starting_after") for c in calls]
+    assert cursors == ([None, "it_151", "it_51"] if link_cursor else [None, "it_152", "it_53"])
+
+
+def test_cursor_pages_stop_with_an_error_when_nothing_can_advance():
+    def fetch(q: dict) -> dict:
+        return {"data": [{"id": ["x"]}, {"id": None}], "links": {"next": "/v1/x?starting_after="}}
+
+    with pytest.raises(ProviderResponseError, match="cannot advance"):
+        list(cursor_pages(fetch, {}, limit=2, provider="p", what="GET /x"))
+
+
+@pytest.mark.parametrize("paginate", ["page_number", "short_page", "offset"])
+def test_other_paginators_survive_list_valued_ids(paginate):
+    data = [{"id": ["a"]}, {"id": {"k": 1}}, {"id": "c"}]
+    if paginate == "page_number":
+        pages = page_number_pages(lambda q: {"data": data, "pagination": {"has_next": False}}, {}, page_size=200,
+                                  provider="p", what="x")
+    elif paginate == "short_page":
+        pages = short_page_pages(lambda q: {"data": data, "per_page": 100}, {}, per_page=100, provider="p", what="x")
+    else:
+        pages = offset_pages(lambda q: data, {}, limit=1000, provider="p", what="x")
+    assert [r for page in pages for r in page] == data
+
+
+@pytest.mark.parametrize("body", [None, {}, {"data": None}, {"links": {"next": None}}])
+def test_paginators_never_read_a_shapeless_body_as_no_records(body):
+    with pytest.raises(ProviderResponseError):
+        list(cursor_pages(lambda q: body, {}, limit=100, provider="p", what="x"))
+    with pytest.raises(ProviderResponseError):
+        list(offset_pages(lambda q: body, {}, limit=100, provider="p", what="x"))
+
+
+@pytest.mark.parametrize("body,cut", [
+    (b'{"data": [1, 2', True), (b'{"a": "abc', True), (b'{"a": tr', True), (b'[1.', True), (b'[-', True),
+    (b'{"a": 1, ', True), (b"<html>", False), (b"[1] trailing", False), (b'{"a" 1}', False), (b"[true, x]", False),
+])
+def test_a_body_cut_short_is_told_apart_from_one_that_is_wrong_where_it_stands(body, cut):
+    import json
+
+    from resources.jsonbody import cut_short, tolerant_loads
+
+    with pytest.raises(json.JSONDecodeError) as info:
+        tolerant_loads(body)
+    assert cut_short(body, info.value) is cut
+
+
+def test_an_empty_token_reply_is_a_response_error_not_a_credentials_one(server):
+    from resources.cymbio import CymbioResource
+
+    url, holder = server
+    holder[0] = script = Script((200, b"", {}))
+    resource = CymbioResource(client_id="id", client_secret=SECRET, retailer_id="7", base_url=url,
+                              backoff_base_seconds=0.01, backoff_max_seconds=0.02)
+    with resource.session(), pytest.raises(ProviderResponseError) as info:
+        list(resource.iter_variants())
+    assert "cymbio: POST /oauth/token answered 200 with an empty body" in str(info.value)
+    assert len(script.requests) == 3 and SECRET not in str(info.value)

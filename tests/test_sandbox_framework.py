@@ -143,3 +143,42 @@ def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- vendor glitches: scoped, sticky, changeable on a running sandbox ------------------------------
+
+from pipelines.sandbox.faults import GLITCH_NAMES  # noqa: E402
+
+
+def test_glitch_specs_take_a_path_scope_and_stay_out_of_all():
+    plan = FaultPlan.parse("empty:1@/tickettailor/v1/orders, 5xx:0.5")
+    assert plan.scopes == {"empty": "/tickettailor/v1/orders"}
+    assert plan.spec == "5xx:0.5,empty:1@/tickettailor/v1/orders"
+    assert plan.hit("empty", "tickettailor GET /v1/orders?limit=100")
+    assert not plan.hit("empty", "tickettailor GET /v1/events?limit=100")
+    assert not plan.hit("empty", "sympla GET /v1/orders?limit=100")
+    assert not set(GLITCH_NAMES) & set(FaultPlan.parse("all:0.5").rates)
+    for bad in ("empty:1@tickettailor", "all:0.1@/x", "oversize:1:-3"):
+        with pytest.raises(FaultSpecError):
+            FaultPlan.parse(bad)
+
+
+def test_glitches_are_sticky_per_request_not_capped_like_transport_faults():
+    plan = FaultPlan.parse("shapeless:0.5", seed=3)
+    keys = [f"tickettailor GET /v1/orders?starting_after=or_{i}" for i in range(200)]
+    first = [plan.hit("shapeless", k) for k in keys]
+    assert all([plan.hit("shapeless", k) for k in keys] == first for _ in range(MAX_CONSECUTIVE + 1))
+    assert 60 < sum(first) < 140
+    assert [plan.hit("shapeless", "k") for _ in range(5)] in ([True] * 5, [False] * 5)
+
+
+def test_glitches_change_on_a_running_sandbox_and_strike_only_their_scope():
+    with start_sandbox(anchor=ANCHOR) as sb:
+        put = httpx.put(sb.base_url + "/_sandbox/faults", params={"spec": "nulldata:1@/tickettailor/v1/events"})
+        assert put.json()["spec"] == "nulldata:1@/tickettailor/v1/events"
+        assert _get(sb.base_url).json() == {"data": None}
+        orders = httpx.get(sb.base_url + "/tickettailor/v1/orders", auth=KEY, params={"limit": 2}).json()
+        assert len(orders["data"]) == 2  # out of scope: untouched
+        assert httpx.put(sb.base_url + "/_sandbox/faults", params={"spec": "bogus:1"}).status_code == 400
+        sb.set_faults("")
+        assert len(_get(sb.base_url).json()["data"]) == 6

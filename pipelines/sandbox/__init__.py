@@ -15,7 +15,7 @@ from pipelines.sandbox import world as w
 from pipelines.sandbox.cordial import CordialSandbox
 from pipelines.sandbox.cymbal import CymbalSandbox
 from pipelines.sandbox.cymbio import CymbioSandbox
-from pipelines.sandbox.faults import FaultPlan
+from pipelines.sandbox.faults import FaultPlan, FaultSpecError
 from pipelines.sandbox.http import Request, Response, SandboxContext, SandboxServer, json_response
 from pipelines.sandbox.sympla import SymplaSandbox
 from pipelines.sandbox.tickettailor import TickettailorSandbox
@@ -46,6 +46,12 @@ class Sandbox(SandboxServer):
             "CORDIAL_API_KEY": w.CORDIAL_API_KEY,
         }
 
+    def set_faults(self, spec: str) -> FaultPlan:
+        """Replace the fault plan of the running sandbox (same seed); returns the new plan."""
+        plan = FaultPlan.parse(spec, seed=self.ctx.faults.seed)
+        self.ctx.faults = plan
+        return plan
+
 
 def _internal(request: Request, ctx: SandboxContext) -> Response:
     """`/_sandbox/*`: introspection for tests and humans (received pushes, request counts)."""
@@ -54,6 +60,14 @@ def _internal(request: Request, ctx: SandboxContext) -> Response:
         return json_response([{"provider": i.provider, "endpoint": i.endpoint, "payload": i.payload} for i in items])
     if request.path == "/stats":
         return json_response({"requests": ctx.request_counts, "faults_injected": ctx.faults.injected})
+    if request.path == "/faults":
+        # GET: the plan in force. PUT ?spec=...: replace it (an empty spec clears every fault).
+        if request.method == "PUT":
+            try:
+                ctx.faults = FaultPlan.parse(request.arg("spec", "") or "", seed=ctx.faults.seed)
+            except FaultSpecError as exc:
+                return json_response({"error": str(exc)}, 400)
+        return json_response({"spec": ctx.faults.spec, "seed": ctx.faults.seed})
     return json_response({"error": "unknown sandbox endpoint"}, 404)
 
 

@@ -42,8 +42,7 @@ def main(args: argparse.Namespace) -> int:
     # SIGTERM (docker stop, kill) shuts down as cleanly as Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
-        spec = ", ".join(f"{name}:{rate:g}" + (f":{plan.params[name]:g}" if name in plan.params else "")
-                         for name, rate in sorted(plan.rates.items()) if rate > 0)
+        spec = plan.spec.replace(",", ", ")
         print(f"marquee sandbox listening on {sandbox.base_url}", flush=True)
         print(f"seed={args.seed} scale={args.scale} anchor={sandbox.world.anchor.isoformat()}", flush=True)
         print(f"faults: {spec or 'none'}", flush=True)

@@ -13,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from pipelines.sandbox import glitches
 from pipelines.sandbox.faults import FaultPlan
 
 
@@ -65,6 +66,10 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # A body produced while it is sent (the oversize glitches): `length` is announced as
+    # Content-Length, or None for chunked transfer encoding.
+    stream: Iterator[bytes] | None = None
+    length: int | None = None
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -125,6 +130,9 @@ class SandboxContext:
     state: dict[str, Any] = field(default_factory=dict)  # provider-owned mutable state, keyed by provider
     lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: dict[str, int] = field(default_factory=dict)
+    # Bytes of each streamed (oversize) body actually written before it ended or the client hung
+    # up: how a test sees that a client stopped reading at its cap.
+    streamed: list[int] = field(default_factory=list)
 
     def count(self, provider: str) -> None:
         with self.lock:
@@ -182,12 +190,17 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
                 self._send(json_response({"status": status, "message": "sandbox injected failure"}, status))
                 return
             response = provider.handle(request, ctx)
-            if response.status < 400 and faults.hit("truncate", key):
+            if request.method == "GET" and response.status == 200:
+                response = glitches.apply(response, key, prefix, request.path, faults)
+            if response.stream is None and response.status < 400 and faults.hit("truncate", key):
                 self._send(response, truncate=True)
                 return
             self._send(response)
 
         def _send(self, response: Response, truncate: bool = False) -> None:
+            if response.stream is not None:
+                self._send_stream(response)
+                return
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
@@ -201,6 +214,32 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
                 self.close_connection = True
                 return
             self.wfile.write(response.body)
+
+        def _send_stream(self, response: Response) -> None:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            chunked = response.length is None
+            self.send_header("Transfer-Encoding" if chunked else "Content-Length",
+                             "chunked" if chunked else str(response.length))
+            self.end_headers()
+            assert response.stream is not None
+            # A client that stops reading closes the socket: the write then fails and the handler
+            # ends (BrokenPipe / ConnectionReset are caught in `_guarded`).
+            sent = 0
+            try:
+                for chunk in response.stream:
+                    if chunked:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    else:
+                        self.wfile.write(chunk)
+                    sent += len(chunk)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            finally:
+                self.close_connection = True
+                with ctx.lock:
+                    ctx.streamed.append(sent)
 
         def _reset(self) -> None:
             # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
