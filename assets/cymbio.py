@@ -333,7 +333,10 @@ def _land_returns_locked(client: Any, day: date, root: Path | str | None, loaded
             outcome.new += returns.add_page(fresh, convert_return, day)
             lines.add_page(line_items, convert_return_line, day, raw=lambda item: item[0])
         lake.pause_point("cymbio_returns.after_fetch")
-        # Lines first: once a return row is landed, a re-run skips it, lines included.
+        # Both written and fsynced before either is renamed. Lines first: once a return row is
+        # landed, a re-run skips it, lines included.
+        lines.prepare()
+        returns.prepare()
         lines.commit()
         returns.commit()
     except BaseException:

@@ -338,7 +338,11 @@ def land_orders(client: Any, days: list[date], root: Path | str | None = None,
                                lambda row: utc_day(row["order_created_at"]), raw=lambda p: p[0])
                 tickets.add_page(_children(page, "issued_tickets"), convert_order_issued_ticket,
                                  lambda row: utc_day(row["order_created_at"]), raw=lambda p: p[0])
-            # Children first: the orders file is the one a reader checks for "day landed".
+            # All three written and fsynced before any rename, so a crash can leave the day mixed
+            # only between three renames. Children first: the orders file is the one a reader
+            # checks for "day landed".
+            for lander in landers:
+                lander.prepare()
             for lander in (items, tickets, orders):
                 per_entity[lander.spec.name].append(lander.commit())
         except BaseException:
