@@ -217,11 +217,10 @@ def holders(instance: Any, pool: str) -> list[str]:
 # --- `marquee reap` ------------------------------------------------------------------------------
 
 
-def _wait_until_finished(instance: Any, run_id: str, pid: int, identity: str, timeout: float) -> bool:
+def _wait_until_gone(pid: int, identity: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = instance.get_run_by_id(run_id)
-        if (run is None or run.is_finished) and process_identity(pid) != identity:
+        if process_identity(pid) != identity:
             return True
         time.sleep(0.2)
     return False
@@ -244,7 +243,8 @@ def stop_run(instance: Any, run_id: str, timeout: float = 20.0, out=sys.stdout) 
         print(f"{describe_run(instance, run_id)} is alive: sending it SIGTERM ...", file=out)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not _wait_until_finished(instance, run_id, pid, run.tags[PROCESS_TAG], timeout):
+        # A marquee run fails its step, records the failure and frees its slots before it exits.
+        if not _wait_until_gone(pid, run.tags[PROCESS_TAG], timeout):
             print(f"it did not stop within {timeout:.0f}s; end it with `kill -9 {pid}` and run `{REAP_COMMAND}`.",
                   file=out)
             return 1

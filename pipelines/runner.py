@@ -208,11 +208,12 @@ def _step_failures(result) -> list[str]:
         for event in result.all_events:
             if event.is_run_failure:
                 error = getattr(event.event_specific_data, "error", None)
-                message = (error.message if error else event.message or "").strip()
-                if error and error.cause and error.cls_name != "PoolWaitTimeout":
-                    message = (error.cause.message or message).strip()
-                if message:
-                    failures.append(message.splitlines()[0] if error is None else " ".join(message.split()))
+                text = (error.message if error else event.message or "").strip()
+                prefix, sep, rest = text.partition(": ")
+                if error and sep and prefix.endswith(error.cls_name):
+                    text = rest  # "package.module.Error: message" -> "message"
+                if text:
+                    failures.append(" ".join(text.split()))
     return failures
 
 
@@ -336,7 +337,8 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
             phase_result.materialized[key] = max(phase_result.materialized.get(key, 0), rows)
         for key, rows in sorted(phase_result.materialized.items()):
             progress(f"  {key}: {rows} rows")
-        skipped = {k.to_user_string() for k in keys} - set(phase_result.materialized)
+        # Raw and sync assets belong to a provider; a model that did not build is in the failures.
+        skipped = ({k.to_user_string() for k in keys} - set(phase_result.materialized)) if phase != "models" else set()
         for provider, names in _skipped_by_provider(skipped).items():
             if provider in unconfigured:
                 progress(f"  skipped {provider}: credentials not configured (set {credential_hint(provider)}); "
