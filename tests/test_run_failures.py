@@ -175,6 +175,7 @@ def test_run_sigkilled_holding_the_duckdb_slot_is_reaped_by_the_next_run(data_di
 
 def test_pool_wait_sleeps_and_its_deadline_names_the_holder_and_the_command_that_frees_it(data_dir):
     owner = subprocess.Popen(["sleep", "300"])  # a live, local process: its run must never be reaped
+    proc = None
     try:
         with _instance(data_dir) as instance:
             holder = _holder_run(instance, owner_tags(owner.pid))
@@ -220,6 +221,8 @@ def test_pool_wait_sleeps_and_its_deadline_names_the_holder_and_the_command_that
     finally:
         if owner.poll() is None:
             owner.kill()
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 # --- signals -------------------------------------------------------------------------------------
