@@ -32,7 +32,7 @@ MARQUEE_POOLS: tuple[str, ...] = (DUCKDB_POOL, CYMBIO_RETURNS_POOL)
 DUCKDB_POOL_LIMIT = 1
 POOL_LIMIT = DUCKDB_POOL_LIMIT
 
-# Defaults under `run_monitoring:`; an operator's own values win.
+# `run_monitoring:` when dagster.yaml has none; an operator's own block is kept as it is.
 _RUN_MONITORING: dict[str, Any] = {
     "enabled": True,
     # A run still STARTING after this long never got a worker: failed by the daemon.
@@ -64,10 +64,8 @@ def instance_config(existing: dict[str, Any] | None = None) -> dict[str, Any]:
     config["concurrency"] = concurrency
     config["freshness"] = dict(_REQUIRED["freshness"])
     config.setdefault("telemetry", dict(_REQUIRED["telemetry"]))
-    monitoring = dict(config.get("run_monitoring") or {})
-    for key, value in _RUN_MONITORING.items():
-        monitoring.setdefault(key, value)
-    config["run_monitoring"] = monitoring
+    # An operator who configures run monitoring owns the whole block; otherwise marquee's is used.
+    config.setdefault("run_monitoring", dict(_RUN_MONITORING))
     return config
 
 
