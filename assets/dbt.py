@@ -19,6 +19,8 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -32,6 +34,7 @@ import duckdb
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
 from pipelines import settings
 from resources.files import written_atomically
+from resources.lake import crash_point
 from resources.warehouse import create_raw_views, publish_catalog
 
 log = logging.getLogger(__name__)
@@ -235,6 +238,30 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
+# How long dbt gets to stop after SIGINT (it cancels its queries and exits) before it is killed.
+# dagster-dbt's own default is 25 s; `marquee run` must end within 10 s of a SIGTERM.
+DBT_STOP_SECONDS = 5.0
+
+
+def _stop_dbt(invocation: dg_dbt.DbtCliInvocation | None) -> None:
+    """Make sure the dbt subprocess is gone when the step ends early (signal, error).
+
+    dagster-dbt forwards an interrupt to dbt only when it lands while dbt's output is being read,
+    and then waits up to 25 s; an interrupt raised anywhere else in this step would leave dbt
+    running, holding the build database's write lock after the step (and its pool slot) is gone.
+    """
+    process = getattr(invocation, "process", None)
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=DBT_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _window_from_run(config: DbtBuildConfig, tags: Mapping[str, str]) -> dict[str, str]:
     return dbt_vars(config.min_date or tags.get(MIN_DATE_TAG), config.max_date or tags.get(MAX_DATE_TAG))
 
@@ -266,12 +293,20 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
         # only be read afterwards: events are held back and yielded once dbt is done (dbt's own log
         # still streams live). On failure, what succeeded is still reported before the error.
         events: list[Any] = []
+        invocation = None
         try:
             try:
-                for event in dbt.cli(build_args(window, config.full_refresh), context=context).stream():
+                crash_point("dbt.build")  # test seam: die holding the `duckdb` pool slot
+                invocation = dbt.cli(build_args(window, config.full_refresh), context=context)
+                invocation.termination_timeout_seconds = DBT_STOP_SECONDS
+                for event in invocation.stream():
                     events.append(event)
             except Exception:
+                _stop_dbt(invocation)
                 yield from events
+                raise
+            except BaseException:  # an interrupt (SIGTERM/SIGINT): stop dbt, report nothing more
+                _stop_dbt(invocation)
                 raise
             counts = export_models(db_path, settings.lake_dir())
             yield from _with_table_metadata(context, events, db_path)

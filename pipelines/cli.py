@@ -1,4 +1,4 @@
-"""The `marquee` command line: sandbox, demo, run, dev.
+"""The `marquee` command line: sandbox, demo, run, dev, reap.
 
 Each subcommand's implementation lives in its own module and is imported only when used, so
 `marquee --help` stays fast and a broken optional piece never breaks the others.
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
     run.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'group:tickettailor'")
     run.set_defaults(func=_lazy("pipelines.runner", "run_main", "run"))
+
+    reap = sub.add_parser("reap", help="fail runs whose process died and free their pool slots")
+    reap.add_argument("--run-id", default=None,
+                      help="end this run (SIGTERM if it is alive here) and free its pool slots")
+    reap.set_defaults(func=_lazy("pipelines.reaper", "reap_main", "reap"))
 
     dev = sub.add_parser("dev", help="start the sandbox and `dagster dev`, wired together")
     from pipelines.devserver import add_arguments as add_dev_arguments

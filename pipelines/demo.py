@@ -69,7 +69,7 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
 
 
 def run_demo(days: int = 7) -> int:
-    from pipelines.runner import RunFailed, run_range, today_utc
+    from pipelines.runner import RunFailed, RunInterrupted, run_range, today_utc
 
     demo_dir = Path(os.environ.get("MARQUEE_DEMO_DIR", "./data/demo")).resolve()
     os.environ["MARQUEE_DATA_DIR"] = str(demo_dir)
@@ -86,6 +86,9 @@ def run_demo(days: int = 7) -> int:
         print(f"Loading {start} .. {end} into {demo_dir}\n")
         try:
             run_range(start, end)
+        except RunInterrupted as exc:
+            print(f"\nmarquee demo: {exc}; the run in flight was marked failed.", file=sys.stderr)
+            return exc.exit_code
         except RunFailed as exc:
             print(f"\nmarquee demo FAILED in the {exc.phase} phase:", file=sys.stderr)
             for line in exc.failures:

@@ -6,18 +6,30 @@
    in `.env`, so synthetic rows cannot mix with real ones; DAGSTER_HOME is `{that}/dagster_home`;
 3. write that instance's dagster.yaml (the `duckdb` pool capped at 1, see pipelines/instance.py);
 4. load the last week (skip with --no-load), so the UI opens on an asset graph with data;
-5. run `dagster dev` in the foreground until Ctrl-C, then shut everything down cleanly.
+5. run `dagster dev` in the foreground until Ctrl-C or SIGTERM, then shut everything down.
 
 The sandbox lives in this process (a background thread), so it stops when `marquee dev` stops.
+
+Stopping takes seconds, never minutes. It used to take over 60 s when `marquee dev` was started
+with SIGINT ignored (a shell's background job, nohup, some supervisors): that disposition is
+inherited across exec, `dagster dev` maps SIGTERM to whatever SIGINT does, so it ignored both and
+only the final SIGKILL ended it. Now `marquee dev` installs its own handlers first (a handler is
+reset to the default on exec, so children start with working signals); on SIGTERM/SIGINT it sends
+SIGINT to dagster dev's process group (webserver, daemon, code servers, run workers), gives it
+GROUP_STOP_SECONDS, and SIGKILLs what is left. Runs that this leaves STARTED are reaped the next
+time `marquee dev` or `marquee run` starts (pipelines/reaper.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +37,9 @@ from pipelines import settings
 from pipelines.instance import ensure_instance_config, ensure_pool_slots
 
 DEFAULT_DEV_DIR = "./data/dev"
+# dagster dev needs ~4 s to stop its services; anything still alive after this is killed, so the
+# whole command ends within 10 s of a signal.
+GROUP_STOP_SECONDS = 7.0
 DEFAULT_DAYS = 7
 # Sandbox history is 30 days; partitions from a bit earlier keep the UI's partition bar readable.
 SANDBOX_HISTORY_DAYS = 30
@@ -69,36 +84,86 @@ def dev_environment(sandbox_env: dict[str, str], base: dict[str, str] | None = N
     return env
 
 
+class Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = GROUP_STOP_SECONDS) -> int:
+    """SIGINT the group led by `proc`; SIGKILL whatever is left after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    code: int | None = None
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None and not _group_alive(proc.pid):
+            return code
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    print(f"marquee dev: dagster dev did not stop within {timeout:.0f}s; killed it.", file=sys.stderr)
+    return proc.wait()
+
+
 def _run_dagster_dev(port: int, env: dict[str, str]) -> int:
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"),
            "-p", str(port), "-h", "127.0.0.1"]
     # Its own process group: a terminal Ctrl-C reaches only us, and we forward exactly one SIGINT
-    # to the whole group (dagster dev, its webserver, daemon and code server) so it shuts down in
-    # order instead of each child dying on its own.
+    # to the whole group (dagster dev, its webserver, daemon, code servers and run workers).
     proc = subprocess.Popen(cmd, cwd=settings.PROJECT_ROOT, env=env, start_new_session=True)
-
-    def _forward(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _forward)
     try:
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         print("\nmarquee dev: stopping dagster dev ...", file=sys.stderr)
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-            return proc.wait(timeout=60)
-        except ProcessLookupError:
-            return proc.wait()
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return proc.wait()
+        # A second signal while stopping must not abandon the group half-stopped.
+        with _signals_ignored():
+            stop_process_group(proc)
+        raise
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.runner import RunFailed, run_range, today_utc
+    """`marquee dev`; exits 0 after Ctrl-C/SIGTERM once everything it started has stopped."""
+    # Own handlers, not inherited dispositions (see the module doc): SIGINT raises
+    # KeyboardInterrupt, SIGTERM raises Stopped; both unwind the sandbox and stop dagster dev.
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_stopped)}
+    try:
+        return _main(args)
+    except (KeyboardInterrupt, Stopped):
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from pipelines.runner import RunFailed, RunInterrupted, _housekeeping, run_range, today_utc
     from pipelines.sandbox import start_sandbox
 
     port = int(getattr(args, "port", 3000))
@@ -116,6 +181,8 @@ def main(args: argparse.Namespace) -> int:
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             ensure_pool_slots(instance)  # before `dagster dev` or the pre-load claims the pool
+            # Runs a killed `marquee dev` (or run) left STARTED, holding pool slots.
+            _housekeeping(instance, lambda line: print(line.strip(), file=sys.stderr))
         # This process runs the pre-load, so it needs the same settings as the child.
         os.environ.update(env)
         print(f"Sandbox: all five provider APIs at {sandbox.base_url}")
@@ -126,6 +193,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"Loading {start} .. {today} so the UI has data (skip with --no-load) ...")
             try:
                 run_range(start, today)
+            except RunInterrupted as exc:
+                print(f"marquee dev: {exc}; the run in flight was marked failed.", file=sys.stderr)
+                return 0
             except RunFailed as exc:
                 # The UI is the place to look at a failed run; start it anyway.
                 print(f"marquee dev: the pre-load failed in the {exc.phase} phase:", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The Dagster instance configuration marquee needs: one concurrency pool for every DuckDB writer.
+"""The Dagster instance configuration marquee needs: concurrency pools, and run monitoring.
 
 DuckDB allows one writer per database file. dbt (and anything else that writes a DuckDB file)
 runs in the pool `duckdb`, and the instance caps that pool at one op at a time across all runs, so
@@ -8,7 +8,13 @@ file" error. Landing assets are not in the pool: they only write Parquet, and ru
 Dagster OSS reads pool limits from `$DAGSTER_HOME/dagster.yaml` (`concurrency: pools:
 default_limit:`); there is no per-pool key in the file (per-pool limits live in the instance's
 database, set through the UI or `dagster instance concurrency set`). `default_limit` covers every
-pool without an explicit limit, which is what we want: `duckdb` is the only pool marquee declares.
+pool without an explicit limit, which is what we want: every pool marquee declares (MARQUEE_POOLS:
+`duckdb`, and `cymbio_returns`, which serialises the Cymbio returns landing) allows one at a time.
+
+Run monitoring is on (the `dagster dev` daemon runs it): runs stuck STARTING are failed, and the
+slots of runs that ended without freeing them are freed after `free_slots_after_run_end_seconds`.
+It cannot tell a dead run worker of the DefaultRunLauncher from a live one; pipelines/reaper.py
+does that, from the owner tags every run records.
 """
 
 from __future__ import annotations
@@ -20,7 +26,21 @@ from typing import Any
 import yaml
 
 DUCKDB_POOL = "duckdb"
+CYMBIO_RETURNS_POOL = "cymbio_returns"
+# Every pool an asset of marquee declares; each gets `default_limit` slots.
+MARQUEE_POOLS: tuple[str, ...] = (DUCKDB_POOL, CYMBIO_RETURNS_POOL)
 DUCKDB_POOL_LIMIT = 1
+POOL_LIMIT = DUCKDB_POOL_LIMIT
+
+# `run_monitoring:` when dagster.yaml has none; an operator's own block is kept as it is.
+_RUN_MONITORING: dict[str, Any] = {
+    "enabled": True,
+    # A run still STARTING after this long never got a worker: failed by the daemon.
+    "start_timeout_seconds": 180,
+    # A finished run's slots are freed after this long even if its worker never freed them.
+    "free_slots_after_run_end_seconds": 60,
+    "poll_interval_seconds": 30,
+}
 
 # Keys marquee owns in dagster.yaml. Anything else an operator adds (storage, run queue, ...) is kept.
 _REQUIRED: dict[str, Any] = {
@@ -44,6 +64,8 @@ def instance_config(existing: dict[str, Any] | None = None) -> dict[str, Any]:
     config["concurrency"] = concurrency
     config["freshness"] = dict(_REQUIRED["freshness"])
     config.setdefault("telemetry", dict(_REQUIRED["telemetry"]))
+    # An operator who configures run monitoring owns the whole block; otherwise marquee's is used.
+    config.setdefault("run_monitoring", dict(_RUN_MONITORING))
     return config
 
 
@@ -77,13 +99,14 @@ def ensure_instance_config(home: Path | str | None = None) -> Path:
     return path
 
 
-def ensure_pool_slots(instance: Any) -> None:
-    """Create the `duckdb` pool's slot row in the instance storage before any run uses it.
+def ensure_pool_slots(instance: Any, pools: tuple[str, ...] = MARQUEE_POOLS) -> None:
+    """Create the slot rows of every pool marquee declares before any run uses them.
 
     `default_limit` is applied lazily, when a pool is first claimed; two runs that hit a fresh pool
     at the same moment can both initialise it and both get a slot (seen in CI: two writers
     overlapped). An explicit row removes that first-use race. Idempotent.
     """
     storage = instance.event_log_storage
-    if storage.get_concurrency_info(DUCKDB_POOL).slot_count != DUCKDB_POOL_LIMIT:
-        storage.set_concurrency_slots(DUCKDB_POOL, DUCKDB_POOL_LIMIT)
+    for pool in pools:
+        if storage.get_concurrency_info(pool).slot_count != POOL_LIMIT:
+            storage.set_concurrency_slots(pool, POOL_LIMIT)

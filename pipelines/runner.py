@@ -11,15 +11,25 @@ instance the UI reads (so `marquee dev` shows what `marquee run` did):
 
 A failing asset does not stop the later phases (the marts still refresh for the providers that
 landed); the command then exits non-zero naming every failing asset.
+
+Before each phase, `_housekeeping` reaps runs whose process died (pipelines/reaper.py), so a run
+killed while holding the `duckdb` slot never blocks this one. SIGTERM and SIGINT stop the command
+within seconds: Dagster fails the step in flight (its lake writers and dbt unwind), the run is
+recorded as failed, its slots are freed, and no later phase starts. Exit status 128 + signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +48,19 @@ class RunFailed(RuntimeError):
         super().__init__(f"{phase} phase failed: " + "; ".join(failures))
 
 
+class RunInterrupted(RuntimeError):
+    """SIGTERM or SIGINT stopped `marquee run` (the phase in flight was failed and cleaned up)."""
+
+    def __init__(self, phase: str, signum: int) -> None:
+        self.phase = phase
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name} in the {phase} phase")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 @dataclass
 class PhaseResult:
     phase: str
@@ -45,7 +68,7 @@ class PhaseResult:
     seconds: float = 0.0
 
 
-def _dagster_home() -> Path:
+def dagster_home() -> Path:
     """A persistent instance shared with `marquee dev`, so the UI shows headless runs too."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir() / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
@@ -54,6 +77,110 @@ def _dagster_home() -> Path:
 
     ensure_instance_config(home)  # the "duckdb" pool limit, shared with `marquee dev`
     return home
+
+
+_dagster_home = dagster_home
+
+
+class _SignalLatch:
+    """Records every SIGTERM/SIGINT the process receives, whoever handles it.
+
+    During an execution Dagster swaps in its own handlers (they only set a flag, which it clears
+    when the execution ends), so a signal that lands just after the last step finished would be
+    forgotten and the next phase would start. The interpreter's wakeup fd sees every signal that
+    has a Python handler, Dagster's included, so it is the one record that cannot be lost.
+    Outside executions, both signals raise KeyboardInterrupt (SIGTERM's default would kill the
+    process without cleanup; an inherited "ignore SIGINT" would make Ctrl-C do nothing).
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._active = threading.current_thread() is threading.main_thread()
+        self._previous: dict[int, object] = {}
+        self._old_fd = -1
+        self._reader: socket.socket | None = None
+        self._writer: socket.socket | None = None
+
+    def __enter__(self) -> _SignalLatch:
+        if not self._active:
+            return self
+        self._reader, self._writer = socket.socketpair()
+        for sock in (self._reader, self._writer):
+            sock.setblocking(False)
+        self._old_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._raise)
+        return self
+
+    def _raise(self, signum: int, _frame: object) -> None:
+        self.signum = self.signum or signum
+        raise KeyboardInterrupt
+
+    def received(self) -> int | None:
+        """The first SIGTERM/SIGINT received so far, or None."""
+        if self._reader is not None:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                for byte in self._reader.recv(4096):
+                    if byte in self.SIGNALS and self.signum is None:
+                        self.signum = byte
+        return self.signum
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._active:
+            return
+        self.received()
+        signal.set_wakeup_fd(self._old_fd)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        for sock in (self._reader, self._writer):
+            if sock is not None:
+                sock.close()
+
+
+@contextlib.contextmanager
+def signals_stop_the_run(phase: list[str]) -> Iterator[_SignalLatch]:
+    """Turn SIGTERM/SIGINT (and the KeyboardInterrupt they raise) into RunInterrupted."""
+    with _SignalLatch() as latch:
+        try:
+            yield latch
+        except KeyboardInterrupt:
+            raise RunInterrupted(phase[0], latch.received() or signal.SIGINT) from None
+
+
+def _housekeeping(instance, progress: Callable[[str], None]) -> None:
+    """Runs at the start of every phase (and of `marquee dev`): the one place for housekeeping.
+
+    - runs whose process died (SIGKILL, OOM, eviction) are marked failed and their pool slots freed;
+    (the lake's orphaned temp-file sweep belongs here too.)
+    """
+    from pipelines.reaper import reap_dead_runs
+
+    for line in reap_dead_runs(instance):
+        progress(f"  reaped {line}")
+
+
+def _settle(instance, run_id: str) -> None:
+    """After a phase's execution, however it ended: the run is not left STARTED, and it holds no
+    pool slot (it runs in this process, and nothing of it runs any more)."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_failed(run, "marquee run stopped before this run finished (signal or crash).")
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+_INTERRUPT_ERRORS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
+
+
+def _was_interrupted(result) -> bool:
+    for event in result.all_events:
+        data = event.event_specific_data
+        error = getattr(data, "error", None)
+        if error is not None and error.cls_name in _INTERRUPT_ERRORS:
+            return True
+    return False
 
 
 def _parse_day(value: str, flag: str) -> date:
@@ -76,7 +203,26 @@ def _step_failures(result) -> list[str]:
             data = event.step_failure_data
             message = data.error.message.strip() if data and data.error else "failed"
             failures.append(f"{event.step_key}: {message.splitlines()[0] if message else 'failed'}")
+    if not failures:
+        # A run can fail outside any step, e.g. a step that gave up waiting for its pool.
+        for event in result.all_events:
+            if event.is_run_failure:
+                error = getattr(event.event_specific_data, "error", None)
+                text = (error.message if error else event.message or "").strip()
+                prefix, sep, rest = text.partition(": ")
+                if error and sep and prefix.endswith(error.cls_name):
+                    text = rest  # "package.module.Error: message" -> "message"
+                if text:
+                    failures.append(" ".join(text.split()))
     return failures
+
+
+def _unconfigured_providers() -> set[str]:
+    """Providers whose credentials are not set (resources/registry.py), as `configured()` says."""
+    from resources.registry import build_resources
+
+    return {name for name, resource in build_resources().items()
+            if callable(getattr(resource, "configured", None)) and not resource.configured()}
 
 
 def _skipped_by_provider(asset_keys: set[str]) -> dict[str, list[str]]:
@@ -92,12 +238,9 @@ def _skipped_by_provider(asset_keys: set[str]) -> dict[str, list[str]]:
 
 def run_range(start: date, end: date, select: str | None = None,
               progress: Callable[[str], None] = print) -> list[PhaseResult]:
-    """Materialize raw partitions, models and syncs for the inclusive UTC day range [start, end]."""
-    import dagster as dg
+    """Materialize raw partitions, models and syncs for the inclusive UTC day range [start, end].
 
-    from pipelines.definitions import build_definitions
-    from pipelines.partitions import daily_partitions
-
+    Raises RunFailed when an asset failed (after all phases ran), RunInterrupted on SIGTERM/SIGINT."""
     if end < start:
         raise SystemExit("marquee run: --end is before --start")
     first = settings.start_date()
@@ -106,7 +249,22 @@ def run_range(start: date, end: date, select: str | None = None,
             f"marquee run: --start {start} is before MARQUEE_START_DATE ({first}); "
             "set MARQUEE_START_DATE earlier to load that history."
         )
-    _dagster_home()
+    phase_box = ["setup"]
+    with signals_stop_the_run(phase_box) as latch:
+        return _run_range(start, end, select, progress, latch, phase_box)
+
+
+def _run_range(start: date, end: date, select: str | None, progress: Callable[[str], None],
+               latch: _SignalLatch, phase_box: list[str]) -> list[PhaseResult]:
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.partitions import daily_partitions
+    from pipelines.pool_wait import install as install_pool_wait
+    from pipelines.reaper import owner_tags
+
+    install_pool_wait()
+    dagster_home()
     defs = build_definitions()
     repo = defs.get_repository_def()
     graph = repo.asset_graph
@@ -115,6 +273,7 @@ def run_range(start: date, end: date, select: str | None = None,
     from resources.registry import credential_hint
 
     ensure_pool_slots(instance)
+    unconfigured = _unconfigured_providers()
 
     wanted = None
     if select:
@@ -148,16 +307,27 @@ def run_range(start: date, end: date, select: str | None = None,
         for phase, keys, _ in plan if keys
     ]))
     for phase, keys, tags in plan:
+        phase_box[0] = phase
         if not keys:
             progress(f"[{phase}] nothing selected")
             continue
+        _housekeeping(instance, progress)
+        if latch.received():
+            raise RunInterrupted(phase, latch.signum or signal.SIGTERM)
         progress(f"[{phase}] materializing {len(keys)} asset(s) for {start} .. {end}")
         t0 = time.monotonic()
         job = run_defs.resolve_job_def(f"marquee_run_{phase}")
-        result = job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        run_id = str(uuid.uuid4())  # known before the run starts, so a signal cannot lose it
+        try:
+            result = job.execute_in_process(
+                instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_id=run_id,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+        finally:
+            _settle(instance, run_id)
+        if latch.received() or _was_interrupted(result):
+            progress(f"[{phase}] STOPPED by a signal; the run was marked failed")
+            raise RunInterrupted(phase, latch.signum or signal.SIGTERM)
         phase_result = PhaseResult(phase, seconds=time.monotonic() - t0)
         for event in result.get_asset_materialization_events():
             key = event.asset_key.to_user_string()
@@ -167,11 +337,18 @@ def run_range(start: date, end: date, select: str | None = None,
             phase_result.materialized[key] = max(phase_result.materialized.get(key, 0), rows)
         for key, rows in sorted(phase_result.materialized.items()):
             progress(f"  {key}: {rows} rows")
-        skipped = {k.to_user_string() for k in keys} - set(phase_result.materialized)
+        # Raw and sync assets belong to a provider; a model that did not build is in the failures.
+        skipped = ({k.to_user_string() for k in keys} - set(phase_result.materialized)) if phase != "models" else set()
         for provider, names in _skipped_by_provider(skipped).items():
-            progress(f"  skipped {provider}: credentials not configured (set {credential_hint(provider)}); "
-                     f"{len(names)} asset(s) not materialized")
-        if phase == "raw" and skipped and not phase_result.materialized and result.success:
+            if provider in unconfigured:
+                progress(f"  skipped {provider}: credentials not configured (set {credential_hint(provider)}); "
+                         f"{len(names)} asset(s) not materialized")
+            else:
+                # Configured, yet not materialized: it failed (the failures are listed at the end),
+                # or was skipped because something upstream failed. Not a credentials problem.
+                progress(f"  {provider}: {len(names)} asset(s) not materialized (failed or skipped; see the "
+                         "errors below)")
+        if phase == "raw" and skipped and not phase_result.materialized and result.success and unconfigured:
             progress("  No provider is configured: set credentials (README, 'Connecting real accounts'), "
                      "or try `marquee demo` against the built-in sandbox.")
         results.append(phase_result)
@@ -192,6 +369,10 @@ def run_main(args: argparse.Namespace) -> int:
     end = _parse_day(args.end, "--end")
     try:
         run_range(start, end, args.select)
+    except RunInterrupted as exc:
+        print(f"marquee run: {exc}; the run in flight was marked failed and its pool slots freed. "
+              "Rerun the same range to finish it.", file=sys.stderr)
+        return exc.exit_code
     except RunFailed as exc:
         print(f"marquee run FAILED (first in the {exc.phase} phase):", file=sys.stderr)
         for line in exc.failures:

@@ -7,6 +7,7 @@ checks. Then Ctrl-C (SIGINT) must bring the whole tree down.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -162,3 +163,105 @@ def test_dev_environment_points_at_the_sandbox_and_never_at_the_real_lake(tmp_pa
     # MARQUEE_DEV_DIR wins over both
     dev = dev_environment(sandbox, base={**real, "MARQUEE_DEV_DIR": str(tmp_path / "d")}, dotenv={})
     assert dev["MARQUEE_DATA_DIR"] == str(tmp_path / "d")
+
+
+# --- stopping ------------------------------------------------------------------------------------
+
+
+def _dev(tmp_path: Path, port: int, *extra: str, ignore_sigint: bool = True) -> tuple[subprocess.Popen, Path]:
+    dev_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MARQUEE_"))}
+    env.update({"MARQUEE_DEV_DIR": str(dev_dir), "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"})
+    log = tmp_path / "dev.log"
+    cmd = [sys.executable, "-m", "pipelines.devserver", "--port", str(port), *extra]
+    if ignore_sigint:
+        # What a shell's background job, nohup or some supervisors do: start with SIGINT ignored.
+        # That disposition is inherited across exec; it is how `marquee dev` used to ignore both
+        # SIGINT and SIGTERM (dagster dev maps SIGTERM to SIGINT's handler) for 60 s.
+        cmd = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *cmd]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, dev_dir
+
+
+def _stop_and_check(proc: subprocess.Popen, signum: int, dev_dir: Path, log: Path, port: int | None) -> None:
+    import dagster as dg
+    import psutil
+
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert tree, "marquee dev started no child process"
+    t0 = time.monotonic()
+    os.kill(proc.pid, signum)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        for child in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        pytest.fail(f"marquee dev still running 10 s after {signal.Signals(signum).name}:\n{log.read_text()[-3000:]}")
+    assert time.monotonic() - t0 < 10
+    time.sleep(0.3)
+    alive = [c for c in tree if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [" ".join(c.cmdline())[:120] for c in alive]
+    if port is not None:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    with dg.DagsterInstance.from_config(str(dev_dir / "dagster_home")) as instance:
+        in_progress = instance.get_run_records(filters=dg.RunsFilter(statuses=[
+            dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]))
+        assert in_progress == []
+        for pool in ("duckdb", "cymbio_returns"):
+            info = instance.event_log_storage.get_concurrency_info(pool)
+            assert [s for s in info.claimed_slots if s.run_id] == [] and info.pending_steps == []
+    assert not [p for p in dev_dir.rglob("*") if ".inprogress" in p.name]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_marquee_dev_stops_within_10s_while_serving(tmp_path, signum):
+    port = _free_port()
+    proc, dev_dir = _dev(tmp_path, port, "--no-load")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"marquee dev exited early:\n{(tmp_path / 'dev.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the UI never came up"
+            time.sleep(0.5)
+        time.sleep(2)  # the daemon and code server are up too
+        _stop_and_check(proc, signum, dev_dir, tmp_path / "dev.log", port)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_marquee_dev_stops_within_10s_of_sigterm_during_the_preload(tmp_path):
+    import dagster as dg
+
+    port = _free_port()
+    # Every sandbox reply takes 2 s, so the pre-load is still landing when the signal comes.
+    proc, dev_dir = _dev(tmp_path, port, "--days", "1", "--faults", "slow:1:2")
+    home = dev_dir / "dagster_home"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"marquee dev exited early:\n{(tmp_path / 'dev.log').read_text()[-3000:]}")
+            # After this line the instance exists (opening it earlier races its first migration).
+            if "so the UI has data" in (tmp_path / "dev.log").read_text():
+                with dg.DagsterInstance.from_config(str(home)) as instance:
+                    if instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                        break
+            assert time.monotonic() < deadline, "the pre-load never started"
+            time.sleep(0.2)
+        time.sleep(1)
+        _stop_and_check(proc, signal.SIGTERM, dev_dir, tmp_path / "dev.log", None)
+        assert "stopped by SIGTERM in the raw phase" in (tmp_path / "dev.log").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -46,6 +46,25 @@ def test_unconfigured_providers_are_named_once_each_and_the_run_succeeds(data_di
     con.close()
 
 
+def test_every_declared_pool_gets_its_slot_row_and_monitoring_is_on(data_dir):
+    import dagster as dg
+
+    from pipelines.instance import MARQUEE_POOLS, ensure_instance_config, ensure_pool_slots
+
+    assert "cymbio_returns" in MARQUEE_POOLS and "duckdb" in MARQUEE_POOLS
+    home = data_dir / "dagster_home"
+    ensure_instance_config(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        ensure_pool_slots(instance)
+        ensure_pool_slots(instance)  # idempotent
+        for pool in MARQUEE_POOLS:
+            info = instance.event_log_storage.get_concurrency_info(pool)
+            assert (info.slot_count, info.limit) == (1, 1), pool
+        # Dagster's run monitoring (in the dagster dev daemon) frees the slots of ended runs.
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+
+
 def test_revoked_key_fails_the_command_naming_the_asset_but_others_land(data_dir, monkeypatch, capsys):
     with start_sandbox(anchor=ANCHOR) as sandbox:
         for key, value in sandbox.env.items():
@@ -58,6 +77,10 @@ def test_revoked_key_fails_the_command_naming_the_asset_but_others_land(data_dir
     assert "cymbal_campaign_analytics" in failure
     assert "revoked" in failure.lower()
     assert "revoked-key-0000" not in captured.out + captured.err  # never echo the secret
+    # Its key was set (and rejected): never reported as "credentials not configured".
+    assert "skipped cymbal" not in captured.out + captured.err
+    assert "credentials not configured" not in captured.out + captured.err
+    assert "cymbal: 1 asset(s) not materialized (failed or skipped" in captured.out
     # Ticket Tailor still landed and the marts were still built from it.
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     assert con.execute("select count(*) from marts.revenue where provider = 'tickettailor'").fetchone()[0] > 0
