@@ -178,7 +178,6 @@ def export_models(
             if not _has_table(con, schema, name):
                 continue  # not built (e.g. a subset run before its first build)
             out_dir = root / "models" / schema
-            out_dir.mkdir(parents=True, exist_ok=True)
             with written_atomically(out_dir / f"{name}.parquet") as tmp:
                 path_sql = "'" + str(tmp).replace("'", "''") + "'"
                 con.execute(f'COPY (SELECT * FROM "{schema}"."{name}") TO {path_sql} (FORMAT parquet)')

@@ -204,7 +204,7 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
                # deadline turns a reaping bug into a failed final run instead of a hang.
                "MARQUEE_POOL_WAIT_SECONDS": "120"}
         env.pop(PAUSE_ENV, None)
-        typical = 30.0  # refined from the first natural end
+        typical = 15.0  # refined from the first natural end
         for i in range(kills):
             mode, step = plan[i % len(plan)] if plan else MODES[rng.randrange(len(MODES))]
             round_env = dict(env)

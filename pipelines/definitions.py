@@ -14,7 +14,10 @@ import dagster as dg
 
 import assets as assets_pkg
 import pipelines as pipelines_pkg
-from pipelines import settings  # noqa: F401  (loads .env and DO_NOT_TRACK before dbt is touched)
+from pipelines import (
+    pool_wait,  # noqa: F401  (every process that loads the code location waits for pools sanely)
+    settings,  # noqa: F401  (loads .env and DO_NOT_TRACK before dbt is touched)
+)
 from resources.registry import build_resources
 
 _SKIP = {"pipelines.definitions", "pipelines.cli"}

@@ -153,12 +153,17 @@ def _housekeeping(instance, progress: Callable[[str], None]) -> None:
     """Runs at the start of every phase (and of `marquee dev`): the one place for housekeeping.
 
     - runs whose process died (SIGKILL, OOM, eviction) are marked failed and their pool slots freed;
-    (the lake's orphaned temp-file sweep belongs here too.)
+    - temp files those processes left in the lake, the model exports and the catalog are removed
+      (a live writer's are never touched: resources/lake.py `sweep_orphaned_temp_files`).
     """
     from pipelines.reaper import reap_dead_runs
+    from resources.lake import sweep_orphaned_temp_files
 
     for line in reap_dead_runs(instance):
         progress(f"  reaped {line}")
+    swept = sweep_orphaned_temp_files()
+    if swept:
+        progress(f"  removed {swept} temp file(s) left by processes that died mid-write")
 
 
 def _settle(instance, run_id: str) -> None:

@@ -9,6 +9,7 @@ The long version (100+ kills, random moments, seeds) is `benchmarks/crash_harnes
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "crash_harness
 def _harness():
     spec = importlib.util.spec_from_file_location("crash_harness", HARNESS)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
 
