@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=int, default=7, help="seed for the deterministic dataset")
     sandbox.add_argument("--scale", type=int, default=1, help="multiplies the dataset size")
     sandbox.add_argument("--faults", default="", help="fault spec, e.g. '429:0.1,reset:0.05' (see README)")
+    sandbox.add_argument("--rate-limit", default="", dest="rate_limit",
+                         help="per-provider limits, e.g. 'cordial=100/10,cymbal=100/10' (N requests per W seconds)")
     sandbox.set_defaults(func=_lazy("pipelines.sandbox.cli", "main", "sandbox"))
 
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox and show the marts")

@@ -4,20 +4,27 @@ stats endpoint, and the `marquee sandbox` command."""
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 
 import httpx
 import pytest
 
-from pipelines.sandbox import start_sandbox
+from pipelines.sandbox import Sandbox, _internal, start_sandbox
+from pipelines.sandbox import cordial as co_sandbox
 from pipelines.sandbox import world as w
 from pipelines.sandbox.cli import main as sandbox_main
+from pipelines.sandbox.cordial import CordialSandbox
 from pipelines.sandbox.faults import MAX_CONSECUTIVE, FaultPlan, FaultSpecError
+from pipelines.sandbox.http import LISTEN_BACKLOG, SandboxContext
+from pipelines.sandbox.ratelimit import RateLimits, RateLimitSpecError, parse_rate_limits
 
 ANCHOR = date(2026, 3, 15)
 KEY = (w.TICKETTAILOR_API_KEY, "")
@@ -118,7 +125,8 @@ def test_cli_rejects_a_bad_fault_spec(capsys):
 
 def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "sandbox", "--port", "0", "--faults", "429:0.1"],
+        [sys.executable, "-m", "pipelines.cli", "sandbox", "--port", "0", "--faults", "429:0.1",
+         "--rate-limit", "cordial=100/10,cymbal=100/10"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -134,6 +142,7 @@ def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
         assert {"TICKETTAILOR_BASE_URL", "TICKETTAILOR_API_KEY", "SYMPLA_TOKEN", "CORDIAL_API_KEY"} <= set(exports)
         assert any("429:0.1" in line for line in lines if line.startswith("faults"))
+        assert "rate limits: cordial=100/10, cymbal=100/10" in lines
         base = exports["TICKETTAILOR_BASE_URL"]
         r = httpx.get(base + "/v1/events", auth=(exports["TICKETTAILOR_API_KEY"], ""), params={"limit": 1})
         assert r.status_code in (200, 429)
@@ -182,3 +191,204 @@ def test_glitches_change_on_a_running_sandbox_and_strike_only_their_scope():
         assert httpx.put(sb.base_url + "/_sandbox/faults", params={"spec": "bogus:1"}).status_code == 400
         sb.set_faults("")
         assert len(_get(sb.base_url).json()["data"]) == 6
+
+
+# --- generic rate limits (any provider), the listen backlog, many keep-alive connections ------------
+
+CORDIAL = (w.CORDIAL_API_KEY, "")
+
+
+def _contact(i: int) -> dict:
+    return {"identifiers": {"email": f"fan{i}@example.com"}}
+
+
+def _upsert(client: httpx.Client, base: str, i: int) -> httpx.Response:
+    return client.post(base + "/cordial/upsertContact", json=_contact(i), auth=CORDIAL)
+
+
+def _stats(sb) -> dict:
+    return httpx.get(sb.base_url + "/_sandbox/stats").json()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_window_slides_and_says_when_a_slot_frees():
+    clock = FakeClock()
+    limits = RateLimits({"cordial": (3, 10.0)}, clock=clock)
+    for t in (0.0, 1.0, 2.0):
+        clock.now = 1000 + t
+        assert limits.admit("cordial") is None
+    clock.now = 1003.0
+    assert limits.admit("cordial") == 7  # the first request leaves the window at t=10
+    clock.now = 1009.2
+    assert limits.admit("cordial") == 1  # 0.8 s rounds up to 1
+    clock.now = 1010.0
+    assert limits.admit("cordial") is None  # t=0 has left; t=1, 2, 10 are in
+    clock.now = 1010.5
+    assert limits.admit("cordial") == 1  # sliding, not a fixed window: t=1 leaves at 11
+    assert limits.rejected == {"cordial": 3}
+    assert limits.admit("sympla") is None  # not limited
+
+
+def test_rate_limit_specs():
+    assert parse_rate_limits("cordial=100/10, cymbal=100/10s,tickettailor=2000/1h,sympla=50/1m,cymbio=5/s") == {
+        "cordial": (100, 10.0), "cymbal": (100, 10.0), "tickettailor": (2000, 3600.0), "sympla": (50, 60.0),
+        "cymbio": (5, 1.0)}
+    assert parse_rate_limits("") == {}
+    for bad in ("cordial", "cordial=100", "cordial=0/10", "cordial=10/0", "cordial=10/", "cordial=ten/10"):
+        with pytest.raises(RateLimitSpecError):
+            parse_rate_limits(bad)
+
+
+def test_a_rate_limited_request_is_a_429_with_retry_after_and_is_not_processed():
+    with start_sandbox(anchor=ANCHOR, rate_limits={"cordial": (3, 2.5)}) as sb, httpx.Client(timeout=10) as c:
+        assert [_upsert(c, sb.base_url, i).status_code for i in range(3)] == [202] * 3
+        limited = _upsert(c, sb.base_url, 3)
+        assert limited.status_code == 429
+        assert limited.headers["Retry-After"] in ("2", "3")  # whole seconds, rounded up
+        assert "Too Many Requests" in limited.json()["error"]  # Cordial's own error style
+        assert set(co_sandbox.stored(sb.ctx, "upsertContact")) == {f"fan{i}@example.com" for i in range(3)}
+        assert len(sb.ctx.recorder.items("cordial")) == 3  # the 429'd push was not recorded
+        # Other providers are not limited.
+        assert c.get(sb.base_url + PATH, auth=KEY).status_code == 200
+        stats = _stats(sb)
+        assert stats["rate_limited"] == {"cordial": 1} and stats["requests"]["cordial"] == 4
+        time.sleep(2.6)
+        assert _upsert(c, sb.base_url, 4).status_code == 202  # the window has moved on
+
+
+@pytest.mark.parametrize("provider,call,shape", [
+    ("tickettailor", lambda c, b: c.get(b + "/tickettailor/v1/events", auth=KEY),
+     lambda body: body["status"] == 429 and body["error_code"] == "Too Many Requests"),
+    ("sympla", lambda c, b: c.get(b + "/sympla/events", headers={"s_token": w.SYMPLA_TOKEN}),
+     lambda body: body["error"] is True and body["code"] == 429),
+    ("cymbal", lambda c, b: c.get(b + "/cymbal/v1/partners/campaigns/analytics",
+                                  headers={"Cymbal-Partner-API-Key": w.CYMBAL_API_KEY}),
+     lambda body: body["status"] == 429 and "Too Many Requests" in body["message"]),
+    ("cymbio", lambda c, b: c.post(b + "/cymbio/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": w.CYMBIO_CLIENT_ID, "client_secret": w.CYMBIO_CLIENT_SECRET}),
+     lambda body: body["success"] is False and body["error"] == "too_many_requests"),
+    ("cordial", lambda c, b: c.post(b + "/cordial/upsertContact", json=_contact(1), auth=CORDIAL),
+     lambda body: "Too Many Requests" in body["error"]),
+])
+def test_every_provider_can_be_rate_limited_in_its_own_error_style(provider, call, shape):
+    with start_sandbox(anchor=ANCHOR, rate_limits={provider: (1, 60.0)}) as sb, httpx.Client(timeout=10) as c:
+        assert call(c, sb.base_url).status_code < 400
+        limited = call(c, sb.base_url)
+        assert limited.status_code == 429 and 59 <= int(limited.headers["Retry-After"]) <= 60
+        assert shape(limited.json())
+        assert _stats(sb)["rate_limited"] == {provider: 1}
+
+
+def test_ticket_tailor_keeps_its_hourly_budget_and_headers_under_a_generic_limit():
+    with start_sandbox(anchor=ANCHOR, rate_limits={"tickettailor": (2, 60.0)}) as sb, httpx.Client(timeout=10) as c:
+        first = c.get(sb.base_url + PATH, auth=KEY)
+        second = c.get(sb.base_url + PATH, auth=KEY)
+        assert first.headers["X-Rate-Limit-Limit"] == "2000"
+        assert int(first.headers["X-Rate-Limit-Remaining"]) - 1 == int(second.headers["X-Rate-Limit-Remaining"])
+        assert c.get(sb.base_url + PATH, auth=KEY).status_code == 429  # the generic limit
+        sb.set_rate_limits({})
+        after = c.get(sb.base_url + PATH, auth=KEY)
+        # The generic 429 did not spend the hourly budget: it was never processed.
+        assert int(after.headers["X-Rate-Limit-Remaining"]) == int(second.headers["X-Rate-Limit-Remaining"]) - 1
+
+
+def test_rate_limits_change_on_a_running_sandbox():
+    with start_sandbox(anchor=ANCHOR) as sb, httpx.Client(timeout=10) as c:
+        assert [_upsert(c, sb.base_url, i).status_code for i in range(5)] == [202] * 5
+        sb.set_rate_limits({"cordial": (1, 60.0)})
+        assert sb.rate_limits == {"cordial": (1, 60.0)}
+        assert [_upsert(c, sb.base_url, i).status_code for i in range(2)] == [202, 429]
+        put = c.put(sb.base_url + "/_sandbox/rate_limits", params={"spec": "cordial=3/1m"})
+        assert put.json() == {"spec": "cordial=3/60", "limits": {"cordial": [3, 60.0]}}
+        assert [_upsert(c, sb.base_url, i).status_code for i in range(4)] == [202, 202, 202, 429]
+        assert c.put(sb.base_url + "/_sandbox/rate_limits", params={"spec": "cordial=lots"}).status_code == 400
+        assert c.put(sb.base_url + "/_sandbox/rate_limits", params={"spec": ""}).json()["limits"] == {}
+        assert _upsert(c, sb.base_url, 9).status_code == 202
+        assert _stats(sb)["rate_limited"] == {"cordial": 2}
+
+
+def test_the_listen_backlog_holds_many_connections_before_they_are_accepted():
+    # Listening but not accepting yet: only `backlog` connections complete their handshake. With the
+    # stdlib's default of 5, the rest would wait for SYN retries (or be reset) under a burst.
+    ctx = SandboxContext(world=w.World(anchor=ANCHOR), faults=FaultPlan.parse(""))
+    sb = Sandbox([CordialSandbox()], ctx, _internal)
+    socks = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", sb.port), timeout=0.5)  # raises if not queued
+            socks.append(s)
+        sb.start()
+        request = b"GET /_sandbox/stats HTTP/1.1\r\nHost: x\r\n\r\n"
+        for s in socks:
+            s.sendall(request)
+            assert s.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+        sb.stop()
+    assert LISTEN_BACKLOG >= 128 and sb._server.daemon_threads
+
+
+def test_many_concurrent_keep_alive_connections_are_all_served():
+    with start_sandbox(anchor=ANCHOR) as sb:
+        errors: list[str] = []
+        done = [0] * 32
+        barrier = threading.Barrier(32)
+
+        def worker(k: int) -> None:
+            barrier.wait()
+            try:
+                with httpx.Client(timeout=20) as c:
+                    for i in range(10):
+                        assert _upsert(c, sb.base_url, k * 100 + i).status_code == 202
+                        done[k] += 1
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == [] and sum(done) == 320
+        assert len(sb.ctx.recorder.items("cordial")) == 320
+
+
+def test_stats_list_every_path_requested_even_unknown_ones():
+    with start_sandbox(anchor=ANCHOR) as sb:
+        _get(sb.base_url)
+        assert httpx.get(sb.base_url + "/v1.5.1/events/1").status_code == 404
+        paths = _stats(sb)["paths"]
+        assert paths == {PATH: 1, "/v1.5.1/events/1": 1}
+
+
+def test_the_server_reads_headers_with_the_stdlib_limits_and_refuses_malformed_ones():
+    with start_sandbox(anchor=ANCHOR) as sb:
+        def raw(head: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", sb.port), timeout=5) as s:
+                s.sendall(head)
+                return s.recv(65536)
+
+        auth = "Basic " + base64.b64encode(f"{KEY[0]}:".encode()).decode()
+        folded = raw(f"GET {PATH} HTTP/1.1\r\nHost: x\r\nX-Other: a\r\n b\r\nAuthorization: {auth}\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        assert folded.startswith(b"HTTP/1.1 200") and b"Connection: close" not in folded.split(b"\r\n\r\n")[0]
+        assert raw(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n").startswith(b"HTTP/1.1 400 Malformed header")
+        assert raw(b"POST /cordial/upsertContact HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+                   ).startswith(b"HTTP/1.1 400 Conflicting Content-Length")
+        many = "".join(f"X-{i}: {i}\r\n" for i in range(101))
+        assert raw(f"GET / HTTP/1.1\r\n{many}\r\n".encode()).startswith(b"HTTP/1.1 431 Too many headers")
+        assert raw(b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431 Line too")
+
+
+def test_cli_rejects_a_bad_rate_limit(capsys):
+    args = argparse.Namespace(port=0, seed=7, scale=1, faults="", rate_limit="cordial=many")
+    assert sandbox_main(args) == 2
+    assert "--rate-limit" in capsys.readouterr().err

@@ -1,14 +1,16 @@
 """The provider sandbox: all five vendor APIs on one loopback port, with synthetic data and faults.
 
     from pipelines.sandbox import start_sandbox
-    with start_sandbox(seed=7, faults="429:0.1") as sb:
+    with start_sandbox(seed=7, faults="429:0.1", rate_limits={"cordial": (100, 10.0)}) as sb:
         os.environ.update(sb.env)   # base URLs + credentials for every provider
         ...
         sb.ctx.recorder.items("cordial")   # what the push endpoints received
+        sb.set_rate_limits({"cordial": (50, 2.0)})   # change the limits of the running sandbox
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from pipelines.sandbox import world as w
@@ -17,6 +19,7 @@ from pipelines.sandbox.cymbal import CymbalSandbox
 from pipelines.sandbox.cymbio import CymbioSandbox
 from pipelines.sandbox.faults import FaultPlan, FaultSpecError
 from pipelines.sandbox.http import Request, Response, SandboxContext, SandboxServer, json_response
+from pipelines.sandbox.ratelimit import RateLimits, RateLimitSpecError, format_limits, parse_rate_limits
 from pipelines.sandbox.sympla import SymplaSandbox
 from pipelines.sandbox.tickettailor import TickettailorSandbox
 
@@ -52,6 +55,16 @@ class Sandbox(SandboxServer):
         self.ctx.faults = plan
         return plan
 
+    def set_rate_limits(self, limits: Mapping[str, tuple[int, float]]) -> None:
+        """Replace the generic rate limits of the running sandbox: {"cordial": (100, 10.0)} is 100
+        requests per 10 s; a provider left out is no longer limited. The windows start empty; the
+        429 counts (`stats["rate_limited"]`) carry on."""
+        self.ctx.rate_limits.set(limits)
+
+    @property
+    def rate_limits(self) -> dict[str, tuple[int, float]]:
+        return self.ctx.rate_limits.limits
+
 
 def _internal(request: Request, ctx: SandboxContext) -> Response:
     """`/_sandbox/*`: introspection for tests and humans (received pushes, request counts)."""
@@ -59,7 +72,19 @@ def _internal(request: Request, ctx: SandboxContext) -> Response:
         items = ctx.recorder.items(request.arg("provider"), request.arg("endpoint"))
         return json_response([{"provider": i.provider, "endpoint": i.endpoint, "payload": i.payload} for i in items])
     if request.path == "/stats":
-        return json_response({"requests": ctx.request_counts, "faults_injected": ctx.faults.injected})
+        with ctx.lock:
+            requests, paths = dict(ctx.request_counts), dict(ctx.paths)
+        return json_response({"requests": requests, "faults_injected": ctx.faults.injected,
+                              "rate_limited": dict(ctx.rate_limits.rejected), "paths": paths})
+    if request.path == "/rate_limits":
+        # GET: the limits in force. PUT ?spec=cordial=100/10,...: replace them (empty: no limits).
+        if request.method == "PUT":
+            try:
+                ctx.rate_limits.set(parse_rate_limits(request.arg("spec", "") or ""))
+            except RateLimitSpecError as exc:
+                return json_response({"error": str(exc)}, 400)
+        limits = ctx.rate_limits.limits
+        return json_response({"spec": format_limits(limits), "limits": {p: list(v) for p, v in limits.items()}})
     if request.path == "/faults":
         # GET: the plan in force. PUT ?spec=...: replace it (an empty spec clears every fault).
         if request.method == "PUT":
@@ -72,9 +97,14 @@ def _internal(request: Request, ctx: SandboxContext) -> Response:
 
 
 def start_sandbox(seed: int = 7, scale: int = 1, faults: str = "", anchor: date | None = None,
-                  port: int = 0, host: str = "127.0.0.1", **world_kwargs: object) -> Sandbox:
-    """Start a sandbox in a background thread on `host:port` (0 = a free port) and return it."""
+                  port: int = 0, host: str = "127.0.0.1",
+                  rate_limits: Mapping[str, tuple[int, float]] | None = None, **world_kwargs: object) -> Sandbox:
+    """Start a sandbox in a background thread on `host:port` (0 = a free port) and return it.
+
+    `rate_limits` caps any provider at N requests per trailing W seconds, `{"cordial": (100, 10.0)}`
+    (pipelines/sandbox/ratelimit.py); Ticket Tailor's documented hourly budget applies regardless."""
     world = w.World(seed=seed, scale=scale, **({"anchor": anchor} if anchor else {}), **world_kwargs)
-    ctx = SandboxContext(world=world, faults=FaultPlan.parse(faults, seed=seed))
+    ctx = SandboxContext(world=world, faults=FaultPlan.parse(faults, seed=seed),
+                         rate_limits=RateLimits(rate_limits or {}))
     providers = [TickettailorSandbox(), SymplaSandbox(), CymbalSandbox(), CymbioSandbox(), CordialSandbox()]
     return Sandbox(providers, ctx, _internal, host=host, port=port).start()

@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 
 from pipelines.sandbox.faults import FaultPlan, FaultSpecError
+from pipelines.sandbox.ratelimit import RateLimitSpecError, format_limits, parse_rate_limits
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,6 +19,11 @@ def main(args: argparse.Namespace) -> int:
         plan = FaultPlan.parse(faults, seed=args.seed)
     except FaultSpecError as exc:
         print(f"marquee sandbox: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rate_limits = parse_rate_limits(getattr(args, "rate_limit", "") or "")
+    except RateLimitSpecError as exc:
+        print(f"marquee sandbox: --rate-limit: {exc}", file=sys.stderr)
         return 2
     if args.scale < 1:
         print("marquee sandbox: --scale must be at least 1", file=sys.stderr)
@@ -29,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.sandbox import start_sandbox  # imported late: `marquee --help` stays fast
 
     try:
-        sandbox = start_sandbox(seed=args.seed, scale=args.scale, faults=faults, port=args.port)
+        sandbox = start_sandbox(seed=args.seed, scale=args.scale, faults=faults, port=args.port,
+                                rate_limits=rate_limits)
     except OSError as exc:
         print(f"marquee sandbox: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -46,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"marquee sandbox listening on {sandbox.base_url}", flush=True)
         print(f"seed={args.seed} scale={args.scale} anchor={sandbox.world.anchor.isoformat()}", flush=True)
         print(f"faults: {spec or 'none'}", flush=True)
+        print(f"rate limits: {format_limits(rate_limits).replace(',', ', ') or 'none'}", flush=True)
         print("# point marquee at the sandbox (paste into your shell):", flush=True)
         for name, value in sandbox.env.items():
             print(f"export {name}={shlex.quote(value)}", flush=True)

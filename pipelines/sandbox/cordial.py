@@ -145,6 +145,9 @@ def stored(ctx: SandboxContext, kind: str) -> dict[str, dict[str, Any]]:
 class CordialSandbox(Provider):
     name = "cordial"
 
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message)
+
     def handle(self, request: Request, ctx: SandboxContext) -> Response:
         if request.basic_username() != w.CORDIAL_API_KEY:
             # Same answer for missing and wrong keys: the API does not say which.

@@ -221,6 +221,9 @@ def contact_key(contact: dict[str, Any]) -> str:
 class CymbalSandbox(Provider):
     name = "cymbal"
 
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message)
+
     def handle(self, request: Request, ctx: SandboxContext) -> Response:
         key = request.headers.get("cymbal-partner-api-key", "").strip()
         if not key:

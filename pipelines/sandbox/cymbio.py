@@ -311,6 +311,9 @@ def _page_args(request: Request) -> tuple[int, int] | Response:
 class CymbioSandbox(Provider):
     name = "cymbio"
 
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message, "too_many_requests" if status == 429 else None)
+
     def handle(self, request: Request, ctx: SandboxContext) -> Response:
         if request.path == "/oauth/token":
             if request.method != "POST":

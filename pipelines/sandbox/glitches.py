@@ -44,10 +44,11 @@ def _padded(body: bytes, total: int) -> Iterator[bytes]:
         left -= n
 
 
-def apply(response: Any, key: str, provider: str, path: str, faults: FaultPlan) -> Any:
-    """The reply to send instead of `response` (a sandbox `Response` for a 200 GET)."""
+def apply(response: Any, key: str, provider: str, request: Any, faults: FaultPlan) -> Any:
+    """The reply to send instead of `response` (a sandbox `Response` for a 200 GET of `request`)."""
     from pipelines.sandbox.http import Response  # the types live with the server
 
+    path = request.path
     if faults.hit("redirect", key):
         return Response(301, b"", {"Location": f"/{provider}/moved{path}"})
     if faults.hit("empty", key):

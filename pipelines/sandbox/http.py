@@ -9,12 +9,16 @@ Content-Length) need direct control of the socket, which ASGI servers deliberate
 from __future__ import annotations
 
 import base64
+import email.utils
 import socket
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +27,14 @@ import orjson
 
 from pipelines.sandbox import glitches
 from pipelines.sandbox.faults import FaultPlan
+from pipelines.sandbox.ratelimit import RateLimits
+
+# The stdlib's own limits on a request's header block (http.client._MAXLINE / _MAXHEADERS).
+MAX_HEADER_LINE = 65536
+MAX_HEADERS = 100
+# Pending connections the kernel queues before accept(): the stdlib's default of 5 resets clients
+# when a benchmark opens 16+ keep-alive connections at once while the accept thread waits for the GIL.
+LISTEN_BACKLOG = 128
 
 
 @dataclass
@@ -41,14 +53,7 @@ class Request:
         return orjson.loads(self.body) if self.body else None
 
     def basic_username(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        if not auth.lower().startswith("basic "):
-            return None
-        try:
-            decoded = base64.b64decode(auth[6:].strip()).decode()
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return decoded.split(":", 1)[0]
+        return _basic_username(self.headers.get("authorization", ""))
 
     def bearer(self) -> str | None:
         auth = self.headers.get("authorization", "")
@@ -59,6 +64,18 @@ class Request:
         """Identity of this request for fault decisions: the same request retried has the same key."""
         query = "&".join(f"{k}={v}" for k, vs in sorted(self.query.items()) for v in vs)
         return f"{self.method} {self.path}?{query}"
+
+
+@lru_cache(maxsize=256)
+def _basic_username(auth: str) -> str | None:
+    # Cached: a client sends the same Authorization header on every request.
+    if not auth.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(auth[6:].strip()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0]
 
 
 @dataclass
@@ -87,6 +104,10 @@ class Provider:
 
     def handle(self, request: Request, ctx: SandboxContext) -> Response:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def error(self, status: int, message: str) -> Response:
+        """An error reply in this provider's own error style (the generic rate limit's 429 uses it)."""
+        return json_response({"error": message}, status)
 
 
 @dataclass
@@ -130,13 +151,65 @@ class SandboxContext:
     state: dict[str, Any] = field(default_factory=dict)  # provider-owned mutable state, keyed by provider
     lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: dict[str, int] = field(default_factory=dict)
+    # Every path requested (the raw request target without its query, as it arrived), how often:
+    # how a test proves that no request reached a path an id was meant to rewrite.
+    paths: Counter[str] = field(default_factory=Counter)
     # Bytes of each streamed (oversize) body actually written before it ended or the client hung
     # up: how a test sees that a client stopped reading at its cap.
     streamed: list[int] = field(default_factory=list)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
-    def count(self, provider: str) -> None:
+    def count(self, provider: str | None, path: str) -> None:
         with self.lock:
-            self.request_counts[provider] = self.request_counts.get(provider, 0) + 1
+            if provider is not None:
+                self.request_counts[provider] = self.request_counts.get(provider, 0) + 1
+            self.paths[path] += 1
+
+
+class _EmptyHeaderBlock:
+    """What the stdlib's request-line parser reads as the header block: nothing (see parse_request)."""
+
+    @staticmethod
+    def readline(limit: int = -1) -> bytes:
+        return b"\r\n"
+
+
+class _BadHeaders(Exception):
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _read_headers(rfile: Any) -> dict[str, str]:
+    """The header block, by lower-cased name (the last of a repeated header wins), with the stdlib's
+    limits. A folded continuation line extends the previous header, as RFC 7230 obs-fold does."""
+    headers: dict[str, str] = {}
+    last: str | None = None
+    for _ in range(MAX_HEADERS + 1):
+        line = rfile.readline(MAX_HEADER_LINE + 1)
+        if len(line) > MAX_HEADER_LINE:
+            raise _BadHeaders(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+        if line in (b"\r\n", b"\n", b""):
+            return headers
+        text = line.decode("iso-8859-1")
+        if text[0] in " \t" and last is not None:
+            headers[last] = f"{headers[last]} {text.strip()}"
+            continue
+        name, sep, value = text.partition(":")
+        name = name.strip().lower()
+        if not sep or not name:
+            raise _BadHeaders(HTTPStatus.BAD_REQUEST, "Malformed header line")
+        value = value.strip()
+        if name == "content-length" and headers.get(name, value) != value:
+            raise _BadHeaders(HTTPStatus.BAD_REQUEST, "Conflicting Content-Length headers")
+        headers[name] = value
+        last = name
+    raise _BadHeaders(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+
+
+@lru_cache(maxsize=4)
+def _http_date(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
@@ -151,29 +224,76 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             return  # quiet: tests and the demo run thousands of requests
 
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return  # quiet, and without formatting a line per request that nobody reads
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # One Date header per second, not one formatdate() per reply.
+            return _http_date(int(time.time() if timestamp is None else timestamp))
+
+        def parse_request(self) -> bool:
+            # The stdlib parses the header block with the email package: a quarter of the sandbox's
+            # CPU for a small POST. It still parses and checks the request line (versions, HTTP/0.9),
+            # reading an empty header block; the real one is read here with the stdlib's limits.
+            rfile, self.rfile = self.rfile, _EmptyHeaderBlock()  # type: ignore[assignment]
+            try:
+                if not super().parse_request():
+                    return False
+            finally:
+                self.rfile = rfile
+            try:
+                self.headers = _read_headers(rfile)  # type: ignore[assignment]
+            except _BadHeaders as exc:
+                self.send_error(exc.status, str(exc))
+                return False
+            # The stdlib's Connection and Expect handling, on the headers read here.
+            conntype = self.headers.get("connection", "").lower()
+            if conntype == "close":
+                self.close_connection = True
+            elif conntype == "keep-alive" and self.protocol_version >= "HTTP/1.1":
+                self.close_connection = False
+            expect = self.headers.get("expect", "").lower()
+            if expect == "100-continue" and self.protocol_version >= "HTTP/1.1" \
+                    and self.request_version >= "HTTP/1.1":
+                return self.handle_expect_100()
+            return True
+
         def _dispatch(self) -> None:
+            headers: dict[str, str] = self.headers  # type: ignore[assignment]
             parts = urlsplit(self.path)
             segments = parts.path.split("/", 2)
             prefix = segments[1] if len(segments) > 1 else ""
             rest = "/" + (segments[2] if len(segments) > 2 else "")
-            length = int(self.headers.get("Content-Length") or 0)
+            length = int(headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             request = Request(
                 method=self.command,
                 path=rest.rstrip("/") or "/",
                 query=parse_qs(parts.query, keep_blank_values=True),
-                headers={k.lower(): v for k, v in self.headers.items()},
+                headers=headers,
                 body=body,
             )
             if prefix == "_sandbox":
                 self._send(internal(request, ctx))
                 return
             provider = providers.get(prefix)
+            ctx.count(prefix if provider is not None else None, parts.path)
             if provider is None:
                 self._send(json_response({"error": f"no provider at /{prefix}"}, 404))
                 return
-            ctx.count(prefix)
+            if ctx.rate_limits.active:
+                retry_after = ctx.rate_limits.admit(prefix)
+                if retry_after is not None:
+                    limit, window = ctx.rate_limits.limits.get(prefix, (0, 0.0))
+                    response = provider.error(429, f"Too Many Requests: at most {limit} requests per {window:g} s; "
+                                                    f"retry in {retry_after} s")
+                    response.headers["Retry-After"] = str(retry_after)
+                    self._send(response)
+                    return
             faults = ctx.faults
+            if not faults.rates:  # no fault or glitch configured: skip the decisions altogether
+                self._send(provider.handle(request, ctx))
+                return
             key = f"{prefix} {request.key}"
             if faults.hit("reset", key):
                 self._reset()
@@ -191,7 +311,7 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
                 return
             response = provider.handle(request, ctx)
             if request.method == "GET" and response.status == 200:
-                response = glitches.apply(response, key, prefix, request.path, faults)
+                response = glitches.apply(response, key, prefix, request, faults)
             if response.stream is None and response.status < 400 and faults.hit("truncate", key):
                 self._send(response, truncate=True)
                 return
@@ -207,13 +327,15 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
             self.send_header("Content-Length", str(len(response.body)))
             if truncate:
                 self.send_header("Connection", "close")
-            self.end_headers()
-            if truncate:
+                self.end_headers()
                 self.wfile.write(response.body[: len(response.body) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self.wfile.write(response.body)
+            # Headers and body in one write: one syscall and one packet per reply instead of two.
+            # `_headers_buffer` is where send_header() collects the header lines (see end_headers).
+            self._headers_buffer.append(b"\r\n" + response.body)  # type: ignore[attr-defined]
+            self.flush_headers()
 
         def _send_stream(self, response: Response) -> None:
             self.send_response(response.status)
@@ -260,6 +382,11 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True  # a handler blocked on a keep-alive socket never holds the process open
+
+
 class SandboxServer:
     """A running sandbox: `base_url`, `env` (the variables to export), `ctx`, and `stop()`."""
 
@@ -269,8 +396,7 @@ class SandboxServer:
         self.providers = {p.name: p for p in providers}
         self.ctx = ctx
         handler = _make_handler(self.providers, ctx, internal)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property

@@ -570,6 +570,9 @@ def _shape(record: dict[str, Any], request: Request) -> dict[str, Any]:
 class SymplaSandbox(Provider):
     name = "sympla"
 
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message)
+
     def handle(self, request: Request, ctx: SandboxContext) -> Response:
         if request.headers.get("s_token") != w.SYMPLA_TOKEN:
             return _error(401, "Token de acesso inválido ou não informado.")

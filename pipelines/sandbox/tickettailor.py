@@ -820,6 +820,9 @@ def _error(status: int, message: str | None = None, headers: dict[str, str] | No
 class TickettailorSandbox(Provider):
     name = PROVIDER
 
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message)
+
     def handle(self, request: Request, ctx: SandboxContext) -> Response:
         if request.basic_username() != w.TICKETTAILOR_API_KEY:
             _, headers = _rate(ctx, consume=False)
