@@ -17,6 +17,7 @@ import pytest
 from pipelines.sandbox import start_sandbox
 from pipelines.sandbox import sympla as sy
 from pipelines.sandbox import world as w
+from pipelines.sandbox.glitches import BAD_EVENT_ID
 
 ANCHOR = date(2026, 3, 15)
 SP = ZoneInfo("America/Sao_Paulo")
@@ -375,3 +376,43 @@ def test_scale_generates_lazily() -> None:
     facts = sy.order_facts(world)
     first = [next(facts) for _ in range(10)]
     assert len({f.order_id for f in first}) == 10
+
+
+# --- vendor glitches specific to Sympla ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("param,code,needle", [("", 401, "Invalid s_token: "), (":403", 403, "s_token "),
+                                               (":500", 500, "(s_token: ")])
+def test_errorbody_glitch_is_the_documented_error_shape_with_status_200(param, code, needle):
+    with start_sandbox(anchor=ANCHOR, faults=f"errorbody:1{param}@/sympla/events") as sb, \
+            httpx.Client(base_url=sb.url("sympla"), headers={"s_token": w.SYMPLA_TOKEN}, timeout=30) as c:
+        for _ in range(3):  # sticky: every retry gets the same reply
+            r = c.get("/events")
+            assert r.status_code == 200
+            body = r.json()
+            assert set(body) == {"error", "code", "message"} and body["error"] is True and body["code"] == code
+            assert needle + w.SYMPLA_TOKEN in body["message"]  # the token echoed back, as a real API might
+        assert sb.ctx.faults.injected["errorbody"] == 3
+        # Other providers are never struck, even with no scope.
+        sb.set_faults("errorbody:1")
+        tt = httpx.get(sb.url("tickettailor") + "/v1/events", auth=(w.TICKETTAILOR_API_KEY, ""))
+        assert tt.status_code == 200 and "data" in tt.json()
+
+
+def test_badid_glitch_gives_one_event_per_events_page_a_path_rewriting_id(events: list[dict[str, Any]]) -> None:
+    with start_sandbox(anchor=ANCHOR, faults="badid:1") as sb, \
+            httpx.Client(base_url=sb.url("sympla"), headers={"s_token": w.SYMPLA_TOKEN}, timeout=30) as c:
+        pages = [c.get("/events", params={"page": p, "page_size": 2}).json() for p in (1, 2)]
+        for page in pages:
+            glitched = page["data"]
+            assert glitched[0]["id"] == BAD_EVENT_ID and isinstance(glitched[0]["id"], str)
+            assert all(e["id"] != BAD_EVENT_ID for e in glitched[1:])
+        clean = {e["reference_id"]: e for e in events}
+        first = pages[0]["data"][0]
+        assert {k: v for k, v in first.items() if k != "id"} == \
+            {k: v for k, v in clean[first["reference_id"]].items() if k != "id"}  # the rest stays valid
+        # Only the events list: an event's orders keep their ids.
+        orders = c.get(f"/events/{events[0]['id']}/orders", params={"status": "true"}).json()["data"]
+        assert orders and all(o["id"] != BAD_EVENT_ID for o in orders)
+        assert c.get(f"/events/{events[0]['id']}").json()["data"]["id"] == events[0]["id"]
+        assert sb.ctx.faults.injected["badid"] == 2

@@ -33,6 +33,9 @@ quarantine data on purpose, so a run against them cannot match the sandbox truth
 | nulldata         | `200` with `{"data": null}`                                              |                  |
 | bare_data        | the reply keeps only its `data` member: no `links` (Ticket Tailor), no   |                  |
 |                  | `pagination` (Sympla), no `page` / `per_page` (Cymbal)                   |                  |
+| errorbody        | Sympla only: `200` with the documented error body `{"error": true,       | code (401)       |
+|                  | "code": param, "message": ...}`; the message echoes the request's        |                  |
+|                  | `s_token` (`Invalid s_token: <token>`), as a real API might              |                  |
 | oversize         | the page padded with whitespace to `param` MiB, honest Content-Length,   | MiB (100)        |
 |                  | streamed (the padding costs the sandbox no memory)                       |                  |
 | oversize_chunked | the same, chunked: no Content-Length, the reader must count              | MiB (100)        |
@@ -44,6 +47,9 @@ quarantine data on purpose, so a run against them cannot match the sandbox truth
 |                  | (Ticket Tailor `line_items: 5`, Cymbio `returnLines: 5`)                 |                  |
 | listid           | the page's last record's `id` (Cymbio `returnId`) becomes `[id]`; the    |                  |
 |                  | page's own links keep the real id                                        |                  |
+| badid            | Sympla `GET /events` only: the page's first event's `id` becomes         |                  |
+|                  | `"../../v1.5.1/events/1?x=#"` (`glitches.BAD_EVENT_ID`), a string that   |                  |
+|                  | would rewrite `/events/{id}/orders` if used raw; the rest stays valid    |                  |
 
 The record glitches apply to the records of a list page (`data`, or a bare array); a page with
 no records is left as it is. Change the plan of a running sandbox with `Sandbox.set_faults(spec)`
@@ -57,10 +63,11 @@ import threading
 from dataclasses import dataclass, field
 
 FAULT_NAMES = ("429", "5xx", "reset", "truncate", "slow", "expire", "repeat")
-ENVELOPE_GLITCHES = ("redirect", "empty", "shapeless", "nulldata", "bare_data", "oversize", "oversize_chunked")
-RECORD_GLITCHES = ("surrogate", "badutf8", "bignum", "childlist", "listid")
+ENVELOPE_GLITCHES = ("redirect", "empty", "shapeless", "nulldata", "bare_data", "errorbody", "oversize",
+                     "oversize_chunked")
+RECORD_GLITCHES = ("surrogate", "badutf8", "bignum", "childlist", "listid", "badid")
 GLITCH_NAMES = ENVELOPE_GLITCHES + RECORD_GLITCHES
-DEFAULT_PARAMS = {"429": 1.0, "slow": 1.0, "oversize": 100.0, "oversize_chunked": 100.0}
+DEFAULT_PARAMS = {"429": 1.0, "slow": 1.0, "oversize": 100.0, "oversize_chunked": 100.0, "errorbody": 401.0}
 MAX_CONSECUTIVE = 2
 
 

@@ -23,6 +23,9 @@ _BAD_VALUES = {
     "badutf8": b'"caf\xff"',
     "bignum": b"1e400",
 }
+# The `badid` glitch's event id: used raw in `/events/{id}/orders` it would climb out of the
+# API's path (`../..`), start a query (`?`) and cut the rest of the URL off as a fragment (`#`).
+BAD_EVENT_ID = "../../v1.5.1/events/1?x=#"
 
 
 def _records(payload: Any) -> list[Any] | None:
@@ -42,6 +45,15 @@ def _padded(body: bytes, total: int) -> Iterator[bytes]:
         n = min(left, _CHUNK)
         yield blank[:n]
         left -= n
+
+
+def _sympla_error(request: Any, code: int) -> bytes:
+    # Sympla's documented error shape. The message echoes the token the request sent, as a real
+    # API might: a client must never put it into a log or an error as it is.
+    token = request.headers.get("s_token", "")
+    message = {401: f"Invalid s_token: {token}", 403: f"s_token {token} has no access to this resource"}.get(
+        code, f"Request could not be processed (s_token: {token})")
+    return orjson.dumps({"error": True, "code": code, "message": message})
 
 
 def apply(response: Any, key: str, provider: str, request: Any, faults: FaultPlan) -> Any:
@@ -64,13 +76,16 @@ def apply(response: Any, key: str, provider: str, request: Any, faults: FaultPla
             payload = None
         if isinstance(payload, dict) and "data" in payload:
             return Response(200, orjson.dumps({"data": payload["data"]}), dict(response.headers))
+    if provider == "sympla" and faults.hit("errorbody", key):
+        return Response(200, _sympla_error(request, int(faults.param("errorbody"))),
+                        {"Content-Type": "application/json"})
     for name, chunked in (("oversize", False), ("oversize_chunked", True)):
         if faults.hit(name, key):
             total = max(len(response.body), int(faults.param(name) * MIB))
             return Response(200, b"", {"Content-Type": "application/json"},
                             stream=_padded(response.body, total), length=None if chunked else total)
 
-    wanted = [g for g in ("childlist", "listid", "surrogate", "badutf8", "bignum") if faults.rates.get(g)]
+    wanted = [g for g in ("childlist", "listid", "badid", "surrogate", "badutf8", "bignum") if faults.rates.get(g)]
     if not wanted:
         return response
     try:
@@ -89,6 +104,9 @@ def apply(response: Any, key: str, provider: str, request: Any, faults: FaultPla
         id_key = next((k for k in ("id", "returnId") if k in records[-1]), None)
         if id_key:
             records[-1][id_key] = [records[-1][id_key]]
+    if ("badid" in wanted and provider == "sympla" and path == "/events" and isinstance(records[0], dict)
+            and faults.hit("badid", key)):
+        records[0]["id"] = BAD_EVENT_ID
     for name in ("surrogate", "badutf8", "bignum"):
         if bad is None and name in wanted and isinstance(records[0], dict) and faults.hit(name, key):
             records[0]["sandbox_glitch"] = _MARKER
