@@ -240,6 +240,29 @@ def test_order_and_ticket_shapes_and_variety(all_orders):
     assert near_midnight >= 10
 
 
+def test_some_buyers_answer_a_negated_marketing_question(all_orders):
+    """A few percent of buyers answer "Tick if you do NOT want marketing emails" (an extra entry),
+    some without ever answering the real question: a consent rule matching "marketing" in the
+    label would read their "Yes" as an opt-in."""
+    def answers(order: dict, label: str) -> list:
+        return [q["answer"] for q in order["buyer_details"]["custom_questions"] if q["question"] == label]
+
+    negated = [o for o in all_orders if answers(o, tt.NEGATED_MARKETING_QUESTION)]
+    assert tt.NEGATED_MARKETING_QUESTION == "Tick if you do NOT want marketing emails"
+    assert "marketing" in tt.NEGATED_MARKETING_QUESTION.lower() and "marketing" in tt.MARKETING_QUESTION.lower()
+    assert 0.02 < len(negated) / len(all_orders) < 0.07
+    assert all(len(answers(o, tt.NEGATED_MARKETING_QUESTION)) == 1 for o in negated)
+    assert {a for o in negated for a in answers(o, tt.NEGATED_MARKETING_QUESTION)} == {"Yes", "No"}
+    only_negated_yes = [o for o in negated if not answers(o, tt.MARKETING_QUESTION)
+                        and answers(o, tt.NEGATED_MARKETING_QUESTION) == ["Yes"]]
+    assert only_negated_yes  # would be "consenting" under a substring match, and must not be
+    assert any(o["buyer_details"]["custom_questions"][0]["question"] == tt.NEGATED_MARKETING_QUESTION
+               and answers(o, tt.MARKETING_QUESTION) for o in negated)  # sometimes asked before the real one
+    # Deterministic: the same seed serves the same answers.
+    again = [tt._build_order(w.World(anchor=ANCHOR), int(o["id"][3:]) - 1) for o in negated[:20]]
+    assert [o["buyer_details"] for o in again] == [o["buyer_details"] for o in negated[:20]]
+
+
 def test_events_shape_and_spread(client):
     events, _ = walk(client, "/v1/events")
     assert len(events) == 6

@@ -50,6 +50,10 @@ ORDERS_PER_SCALE = 2000
 DEFAULT_HOURLY_LIMIT = 2000  # the doc: "up to 2000 requests per hour"
 MAX_LIMIT = 100
 MARKETING_QUESTION = "Marketing: keep me posted about future events by email"
+# A checkout question some box offices add: "Yes" here means NO consent. Its label contains
+# "marketing" too, so a consent rule that matches labels by substring reads it backwards.
+NEGATED_MARKETING_QUESTION = "Tick if you do NOT want marketing emails"
+NEGATED_SHARE = 0.04  # of orders whose buyer answered it
 # Minutes either side of UTC midnight that are squeezed into +-110 s (see `_created_at`).
 _MIDNIGHT_HALF_WIDTH_S = 110
 
@@ -172,6 +176,7 @@ def _params(world: w.World) -> tuple[int, int, int, int, int, tuple[int, ...], i
 _M64 = (1 << 64) - 1
 _GOLDEN, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _SALT_EVENT, _SALT_MISC, _SALT_CHECKIN = 0x5851F42D4C957F2D, 0x14057B7EF767814F, 0x2545F4914F6CDD1D
+_SALT_NEGATED = 0x3C6EF372FE94F82B
 _JITTER_BITS = 16  # keeps (i * 2**16 + u) * span inside int64 up to ~8,000x scale
 
 
@@ -401,6 +406,18 @@ def _custom_questions(rng: Any) -> list[dict[str, Any]]:
     return questions
 
 
+def _with_negated_question(world: w.World, i: int, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A few percent of buyers also answer NEGATED_MARKETING_QUESTION, some of them without ever
+    answering the real one. Decided from its own splitmix stream, never from the order's `rng`,
+    so every other field of every order (and so every mart figure) stays what it was."""
+    h = _mix(_params(world)[6] ^ i ^ _SALT_NEGATED)
+    if (h & 0xFFFF) >= NEGATED_SHARE * 0x10000:
+        return questions
+    entry = {"question": NEGATED_MARKETING_QUESTION, "answer": "Yes" if (h >> 16) & 3 else "No"}
+    # Sometimes first: a rule that takes the first label mentioning "marketing" must not win by luck.
+    return [entry, *questions] if (h >> 18) & 1 else [*questions, entry]
+
+
 @lru_cache(maxsize=4096)
 def _order(world: w.World, i: int) -> dict[str, Any]:
     """The order as the API returns it (tickets included). Callers must not mutate it."""
@@ -472,7 +489,7 @@ def _build_order(world: w.World, i: int) -> dict[str, Any]:
                 "address_3": rng.choice(("London", "New York", "Tokyo", "Berlin")) if has_address else None,
                 "postal_code": f"N{rng.randint(1, 22)} {rng.randint(1, 9)}AB" if has_address else None,
             },
-            "custom_questions": _custom_questions(rng),
+            "custom_questions": _with_negated_question(world, i, _custom_questions(rng)),
             "email": email,
             "first_name": first,
             "last_name": last,
