@@ -1,14 +1,21 @@
-"""The dbt models (staging -> intermediate -> marts) as Dagster assets, downstream of the raw assets.
+"""The dbt models (staging -> intermediate -> marts, and the reverse sync's inputs) as Dagster assets,
+downstream of the raw assets.
 
 One `dbt build` materializes the models and runs their dbt tests, which Dagster shows as asset
-checks. Around it:
+checks (tests of severity `error` are blocking). Around it:
 
-1. before: the pipeline-private build database (`$MARQUEE_DATA_DIR/build/dbt.duckdb`) gets fresh
-   `raw.*` views over the lake (resources/warehouse.create_raw_views) and the PII hash key;
+1. before: the pipeline-private build database (`$MARQUEE_DATA_DIR/build/dbt.duckdb`, in a
+   directory only its owner can read) gets fresh `raw.*` views over the lake
+   (resources/warehouse.create_raw_views). The PII hash key is never written anywhere: each dbt
+   connection gets it as a DuckDB session variable (resources/pii.py);
 2. dbt builds, with vars `min_date`/`max_date` when the run names a window (run config, or the run
-   tags `marquee/min_date`, `marquee/max_date`), so the incremental models only recompute those days;
-3. after: every model is exported to `lake/models/{schema}/{name}.parquet` (temp file + rename),
-   the key is removed again, and the analysts' catalog is republished.
+   tags `marquee/min_date`, `marquee/max_date`), so the incremental models only recompute those days.
+   When the dbt project itself changed since the last successful build (a new column, a changed
+   rule), the build is a full refresh instead, once: an incremental model must never mix rows built
+   by two versions of its SQL;
+3. after: every model and seed is exported to `lake/models/{schema}/{name}.parquet` (temp file +
+   rename), and the analysts' catalog is republished (schema `sync`, which holds personal data for
+   the reverse sync, is exported but never published).
 
 Analysts never open the build database; they read the catalog, so a long query can't block a run.
 The asset runs in the "duckdb" pool: give that pool a limit of 1 in the instance config so DuckDB
@@ -16,6 +23,7 @@ writers never overlap.
 """
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +43,7 @@ from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
 from pipelines import settings
 from resources.files import written_atomically
 from resources.lake import crash_point
+from resources.pii import PII_KEY_ENV, open_build_database
 from resources.warehouse import create_raw_views, publish_catalog
 
 log = logging.getLogger(__name__)
@@ -43,28 +52,10 @@ DBT_RESOURCE_KEY = "dbt"
 DUCKDB_POOL = "duckdb"
 MIN_DATE_TAG = "marquee/min_date"
 MAX_DATE_TAG = "marquee/max_date"
-MODEL_GROUPS = ("staging", "intermediate", "marts")
-
-# Keyed hash for emails, phones and document numbers (dbt macro `pii_hash`). The key lives in the
-# environment; it is written into the private build database only for the length of a build, as a
-# table the SQL reads, so it never appears in SQL text, dbt logs or target/.
-PII_KEY_ENV = "MARQUEE_PII_HASH_KEY"
-DEV_PII_KEY = "marquee-DEVELOPMENT-ONLY-pii-hash-key-set-MARQUEE_PII_HASH_KEY"
-PII_KEY_SCHEMA = "_marquee"
-PII_KEY_TABLE = f"{PII_KEY_SCHEMA}.pii_key"
-
-
-def pii_hash_key() -> str:
-    """The PII hash key from the environment, or the labelled development key (with a warning)."""
-    key = os.environ.get(PII_KEY_ENV, "")
-    if key:
-        return key
-    log.warning(
-        "%s is not set: hashing personal data with the fixed DEVELOPMENT key. Set it to a long random "
-        "secret in production, or hashed emails can be recomputed by anyone.",
-        PII_KEY_ENV,
-    )
-    return DEV_PII_KEY
+MODEL_GROUPS = ("staging", "intermediate", "marts", "sync")
+SEED_GROUP = "reference"
+# What the build's fingerprint covers: everything that decides what a model holds.
+FINGERPRINT_PARTS = ("models", "macros", "seeds", "dbt_project.yml")
 
 
 def dbt_vars(min_date: str | date | None = None, max_date: str | date | None = None) -> dict[str, str]:
@@ -114,31 +105,44 @@ def dbt_process_env() -> Iterator[None]:
 
 
 def prepare_build_database(db_path: Path | None = None, lake_root: Path | None = None) -> list[str]:
-    """Create the raw views and the PII key table dbt needs; returns the raw view names."""
+    """Create the raw views dbt reads; returns their names. The directory is the owner's alone:
+    the build database holds every model, the sync's personal data included."""
     db_path = Path(db_path) if db_path is not None else dbt_database_path()
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db_path.parent.chmod(0o700)
     con = duckdb.connect(str(db_path))
     try:
         views = create_raw_views(con, lake_root if lake_root is not None else settings.lake_dir())
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {PII_KEY_SCHEMA}")
-        con.execute(f"CREATE OR REPLACE TABLE {PII_KEY_TABLE} (key VARCHAR NOT NULL)")
-        con.execute(f"INSERT INTO {PII_KEY_TABLE} VALUES (?)", [pii_hash_key()])
     finally:
         con.close()
     return views
 
 
-def forget_pii_key(db_path: Path | None = None) -> None:
-    """Remove the key from the build database once nothing needs it (the build and the export)."""
-    db_path = Path(db_path) if db_path is not None else dbt_database_path()
-    if not db_path.exists():
-        return
-    con = duckdb.connect(str(db_path))
-    try:
-        # Dropped, not emptied: a staging view queried without a key must fail, not hash to NULL.
-        con.execute(f"DROP TABLE IF EXISTS {PII_KEY_TABLE}")
-    finally:
-        con.close()
+def project_fingerprint(project_dir: Path = settings.DBT_PROJECT_DIR) -> str:
+    """A hash of the dbt project's code (models, macros, seeds, dbt_project.yml)."""
+    digest = hashlib.sha256()
+    for part in FINGERPRINT_PARTS:
+        root = project_dir / part
+        paths = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in paths:
+            digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _fingerprint_file(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".fingerprint")
+
+
+def needs_full_refresh(db_path: Path) -> bool:
+    """True when the build database was last built by other dbt code, or never fully built."""
+    marker = _fingerprint_file(db_path)
+    return not marker.exists() or marker.read_text().strip() != project_fingerprint()
+
+
+def record_fingerprint(db_path: Path) -> None:
+    """After a successful build: this database now holds what this code builds."""
+    with written_atomically(_fingerprint_file(db_path)) as tmp:
+        Path(tmp).write_text(project_fingerprint() + "\n")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
@@ -152,7 +156,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
 def _manifest_models(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
     out = []
     for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") == "model" and node.get("config", {}).get("materialized") != "ephemeral":
+        if node.get("resource_type") in ("model", "seed") and node.get("config", {}).get("materialized") != "ephemeral":
             out.append((node["schema"], node.get("alias") or node["name"]))
     return sorted(out)
 
@@ -172,7 +176,7 @@ def export_models(
     if manifest is None:
         manifest = json.loads(Path(dbt_project.manifest_path).read_text())
     counts: dict[str, int] = {}
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = open_build_database(db_path, read_only=True)  # staging views hash with the session's key
     try:
         for schema, name in _manifest_models(manifest):
             if not _has_table(con, schema, name):
@@ -198,9 +202,10 @@ def _is_assetless_source(dbt_resource_props: Mapping[str, Any]) -> bool:
 
 class MarqueeDbtTranslator(dg_dbt.DagsterDbtTranslator):
     """Sources are the raw assets (by their `meta.dagster.asset_key`, i.e. `tickettailor_orders`);
-    models are `{schema}/{name}` (e.g. `marts/revenue`) in groups staging / intermediate / marts.
-    A source marked `meta.marquee.asset: false` is dropped from its models' deps, so Dagster does not
-    invent an external asset for it."""
+    models and seeds are `{schema}/{name}` (e.g. `marts/revenue`, `sync/sync_orders`,
+    `reference/currencies`), grouped by their folder (staging / intermediate / marts / sync) or
+    `reference` for seeds. A source marked `meta.marquee.asset: false` is dropped from its models'
+    deps, so Dagster does not invent an external asset for it."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -214,18 +219,23 @@ class MarqueeDbtTranslator(dg_dbt.DagsterDbtTranslator):
         return spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
+        kind = dbt_resource_props["resource_type"]
+        if kind == "source":
             key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
             return dg.AssetKey(key) if key else dg.AssetKey(dbt_resource_props["name"])
-        group = self.get_group_name(dbt_resource_props)
-        if group:
-            return dg.AssetKey([group, dbt_resource_props["name"]])
+        if kind in ("model", "seed") and dbt_resource_props.get("schema"):
+            # The relation's own schema: what an analyst types, and where the export lands.
+            name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+            return dg.AssetKey([dbt_resource_props["schema"], name])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn") or []
-        if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 1 and fqn[1] in MODEL_GROUPS:
+        kind = dbt_resource_props.get("resource_type")
+        if kind == "model" and len(fqn) > 1 and fqn[1] in MODEL_GROUPS:
             return fqn[1]
+        if kind == "seed":
+            return SEED_GROUP
         return None
 
 
@@ -280,37 +290,40 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
         views = prepare_build_database(db_path, settings.lake_dir())
         if not os.environ.get(PII_KEY_ENV):
             context.log.warning(f"{PII_KEY_ENV} is not set: PII hashes use the fixed development key.")
+        full_refresh = config.full_refresh
+        if not full_refresh and needs_full_refresh(db_path):
+            full_refresh = True
+            context.log.info("the dbt project changed since the last build of this database (or it was never "
+                             "built): this build is a full refresh, so no incremental model mixes two versions")
         context.log.info(
             f"dbt build into {db_path} over {len(views)} raw views; "
-            + (
+            + ("full refresh" if full_refresh else (
                 f"window [{window.get('min_date', '-inf')}, {window.get('max_date', '+inf')})"
-                if window
-                else "no window"
-            )
+                if window else "no window"))
         )
         # dbt holds the build database's write lock until it exits, so row counts and previews can
         # only be read afterwards: events are held back and yielded once dbt is done (dbt's own log
-        # still streams live). On failure, what succeeded is still reported before the error.
+        # still streams live). On failure, what succeeded is still reported before the error, and
+        # nothing is exported: the reverse sync keeps reading the last export that passed its checks.
         events: list[Any] = []
         invocation = None
         try:
-            try:
-                crash_point("dbt.build")  # test seam: die holding the `duckdb` pool slot
-                invocation = dbt.cli(build_args(window, config.full_refresh), context=context)
-                invocation.termination_timeout_seconds = DBT_STOP_SECONDS
-                for event in invocation.stream():
-                    events.append(event)
-            except Exception:
-                _stop_dbt(invocation)
-                yield from events
-                raise
-            except BaseException:  # an interrupt (SIGTERM/SIGINT): stop dbt, report nothing more
-                _stop_dbt(invocation)
-                raise
-            counts = export_models(db_path, settings.lake_dir())
-            yield from _with_table_metadata(context, events, db_path)
-        finally:
-            forget_pii_key(db_path)
+            crash_point("dbt.build")  # test seam: die holding the `duckdb` pool slot
+            invocation = dbt.cli(build_args({} if full_refresh else window, full_refresh), context=context)
+            invocation.termination_timeout_seconds = DBT_STOP_SECONDS
+            for event in invocation.stream():
+                events.append(event)
+        except Exception:
+            _stop_dbt(invocation)
+            yield from events
+            raise
+        except BaseException:  # an interrupt (SIGTERM/SIGINT): stop dbt, report nothing more
+            _stop_dbt(invocation)
+            raise
+        if len(context.selected_asset_keys) == len(context.assets_def.keys):
+            record_fingerprint(db_path)  # only a build of every model makes the database current
+        counts = export_models(db_path, settings.lake_dir())
+        yield from _with_table_metadata(context, events, db_path)
     catalog = publish_catalog()
     context.log.info(f"exported {len(counts)} models to {settings.lake_dir() / 'models'}; catalog {catalog}")
 
@@ -335,7 +348,7 @@ def table_metadata(con: duckdb.DuckDBPyConnection, schema: str, name: str, previ
 
 
 def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], db_path: Path) -> Iterator[Any]:
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = open_build_database(db_path, read_only=True)
     try:
         for event in events:
             if isinstance(event, dg.Output):

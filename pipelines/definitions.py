@@ -28,7 +28,7 @@ def _discovered_defs() -> list[dg.Definitions]:
     for pkg in (assets_pkg, pipelines_pkg):
         for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
             name = f"{pkg.__name__}.{info.name}"
-            if name in _SKIP or info.ispkg:
+            if name in _SKIP or (info.ispkg and pkg is pipelines_pkg):
                 continue
             module = importlib.import_module(name)
             module_defs = getattr(module, "defs", None)

@@ -9,8 +9,9 @@ instance the UI reads (so `marquee dev` shows what `marquee run` did):
            the incremental models reload;
 3. sync:   the reverse-sync assets, partitioned like orders, for the same range.
 
-A failing asset does not stop the later phases (the marts still refresh for the providers that
-landed); the command then exits non-zero naming every failing asset.
+A failing raw asset does not stop the later phases (the marts still refresh for the providers that
+landed); a failing models phase does stop the sync (it pushes only models that built and passed
+their checks). The command then exits non-zero naming every failing asset.
 
 Before each phase, `_housekeeping` reaps runs whose process died (pipelines/reaper.py), so a run
 killed while holding the `duckdb` slot never blocks this one. SIGTERM and SIGINT stop the command
@@ -315,6 +316,13 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
         phase_box[0] = phase
         if not keys:
             progress(f"[{phase}] nothing selected")
+            continue
+        if phase == "sync" and any(p == "models" for p, _ in failed):
+            # The sync reads the models' last good export and checks their blocking checks itself;
+            # after a failed build there is nothing new to push, and a failed check must stop it.
+            progress("[sync] not started: the models phase failed, and the sync only pushes models that "
+                     "built and passed their checks")
+            failed.append(("sync", ["not started because the models phase failed"]))
             continue
         _housekeeping(instance, progress)
         if latch.received():

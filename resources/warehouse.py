@@ -242,14 +242,20 @@ def landed_partitions_sql(lake_root: Path | str) -> str:
     )
 
 
+# Exported model schemas that are not the analysts': `sync` holds the buyers' contact details the
+# reverse sync pushes (personal data), so it is read by the sync from its files and never published.
+PRIVATE_MODEL_SCHEMAS = frozenset({"raw", "sync"})
+
+
 def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None) -> list[str]:
-    """A `{schema}.{name}` view for every `lake/models/{schema}/{name}.parquet` (dbt exports)."""
+    """A `{schema}.{name}` view for every `lake/models/{schema}/{name}.parquet` (dbt exports), except
+    the private schemas."""
     root = Path(lake_root) if lake_root is not None else settings.lake_dir()
     models = root / "models"
     names: list[str] = []
     if not models.is_dir():
         return names
-    for schema_dir in sorted(p for p in models.iterdir() if p.is_dir() and p.name != "raw"):
+    for schema_dir in sorted(p for p in models.iterdir() if p.is_dir() and p.name not in PRIVATE_MODEL_SCHEMAS):
         files = sorted(schema_dir.glob("*.parquet"))
         if not files:
             continue

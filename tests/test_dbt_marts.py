@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.dbt import export_models, forget_pii_key, prepare_build_database
+from assets.dbt import export_models, prepare_build_database
 from assets.dbt_project import dbt_env
 from pipelines import settings
+from resources.pii import open_build_database
 from resources.warehouse import registered_entities
 
 DBT = Path(sys.executable).with_name("dbt")
@@ -533,16 +534,9 @@ def write_lake(
 
 
 def run_dbt(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Prepare the build database (raw views + PII key) and run the dbt CLI against it."""
-    saved = os.environ.get("MARQUEE_PII_HASH_KEY")
-    os.environ["MARQUEE_PII_HASH_KEY"] = PII_KEY
-    try:
-        prepare_build_database(db_path, data_dir / "lake")
-    finally:
-        if saved is None:
-            os.environ.pop("MARQUEE_PII_HASH_KEY", None)
-        else:
-            os.environ["MARQUEE_PII_HASH_KEY"] = saved
+    """Prepare the build database (raw views) and run the dbt CLI against it, with the PII key in
+    dbt's environment (its plugin hands it to every connection as a session variable)."""
+    prepare_build_database(db_path, data_dir / "lake")
     env = dbt_env()
     env.update(
         {
@@ -581,9 +575,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     db_path = data_dir / "build" / "dbt.duckdb"
     result = run_dbt(data_dir, db_path, ["build"])
     shutil.copy(db_path, data_dir / "after_full.duckdb")  # pristine copy for the incremental test
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = keyed_connection(db_path)
     yield {"data_dir": data_dir, "db": db_path, "con": con, "stdout": result.stdout}
     con.close()
+
+
+def keyed_connection(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection whose staging views hash with the tests' key (a session variable)."""
+    saved = os.environ.get("MARQUEE_PII_HASH_KEY")
+    os.environ["MARQUEE_PII_HASH_KEY"] = PII_KEY
+    try:
+        return open_build_database(db_path, read_only=True)
+    finally:
+        if saved is None:
+            os.environ.pop("MARQUEE_PII_HASH_KEY", None)
+        else:
+            os.environ["MARQUEE_PII_HASH_KEY"] = saved
 
 
 def q(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
@@ -756,14 +763,16 @@ def test_key_is_not_in_sql_or_logs(built):
                 assert PII_KEY not in path.read_text(errors="ignore"), path
 
 
-def test_export_and_forget_key(built, tmp_path):
+def test_export_writes_every_model_and_the_key_never_touches_disk(built, tmp_path):
     db = tmp_path / "copy.duckdb"
     shutil.copy(built["db"], db)
     lake = tmp_path / "lake"
     counts = export_models(db, lake)
     assert counts["marts.revenue"] == 5
+    assert counts["reference.currencies"] > 150
     assert (lake / "models" / "marts" / "campaign_attribution.parquet").exists()
     assert (lake / "models" / "staging" / "stg_sympla__orders.parquet").exists()
+    assert (lake / "models" / "sync" / "sync_orders.parquet").exists()
     assert not list((lake / "models").rglob("*.tmp"))
     back = (
         duckdb.connect()
@@ -771,12 +780,21 @@ def test_export_and_forget_key(built, tmp_path):
         .fetchone()
     )
     assert back == (12379 + 300 + 3000 + 5000 + 1200,)
-    forget_pii_key(db)
+    # The key lived only in session variables: not in the database file, its WAL, the exports, or
+    # the build directory, in any form the tests can think of.
+    forms = [PII_KEY.encode(), PII_KEY.encode("utf-16-le")]
+    for path in [*built["db"].parent.rglob("*"), *lake.rglob("*")]:
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(f in data for f in forms), path
+    # A connection without the key cannot hash: it fails instead of producing NULL hashes.
     con = duckdb.connect(str(db), read_only=True)
     try:
-        assert q(con, "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_marquee'") == [(0,)]
+        with pytest.raises(duckdb.Error, match="MARQUEE_PII_HASH_KEY"):
+            con.execute("SELECT buyer_email_hash FROM staging.stg_tickettailor__orders").fetchall()
     finally:
         con.close()
+    assert (built["db"].parent.stat().st_mode & 0o777) == 0o700
 
 
 def _changes() -> dict[str, list[tuple[str, datetime, dict[str, Any]]]]:
@@ -877,6 +895,7 @@ def test_incremental_run_equals_full_build(built, tmp_path):
     )
 
     full_db = data_dir / "build" / "full.duckdb"
+    run_dbt(data_dir, full_db, ["seed"])  # `run` builds no seeds; the models need reference.currencies
     run_dbt(data_dir, full_db, ["run", "--full-refresh"])
 
     incremental, full = _table_set(incremental_db), _table_set(full_db)

@@ -4,18 +4,15 @@
 
   Decimal amounts (Sympla's reais) are converted with DuckDB DECIMAL arithmetic, never DOUBLE:
   0.29 * 100 in floating point is 28.999..., which truncates to 28.
+
+  The exponents come from one table, the seed `reference.currencies` (seeds/currencies.csv), which
+  the Python side reads too. A code that is not in it has no exponent: conversions give NULL and
+  the models' checks flag it, rather than guessing 2 decimals.
 -#}
 
-{#- ISO-4217 minor-unit exponent of a currency code (a SQL expression). Codes not listed use 2. -#}
+{#- ISO-4217 minor-unit exponent of a currency code (a SQL expression); NULL for an unknown code. -#}
 {% macro currency_exponent(code_expr) -%}
-    case
-        when upper({{ code_expr }}) in (
-            'BIF', 'CLP', 'DJF', 'GNF', 'ISK', 'JPY', 'KMF', 'KRW', 'PYG',
-            'RWF', 'UGX', 'UYI', 'VND', 'VUV', 'XAF', 'XOF', 'XPF'
-        ) then 0
-        when upper({{ code_expr }}) in ('BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND') then 3
-        else 2
-    end
+    (select c.minor_unit_exponent from {{ ref('currencies') }} as c where c.currency = upper({{ code_expr }}))
 {%- endmacro %}
 
 {#-

@@ -42,3 +42,9 @@
         else lower(trim({{ expr }}))
     end
 {%- endmacro %}
+
+{#- Text as the payloads carry it: surrounding whitespace of any kind removed (DuckDB's trim() only
+    strips spaces; sources send tabs and newlines too), and '' is NULL. -#}
+{% macro clean_text(expr) -%}
+    nullif(regexp_replace(cast({{ expr }} as varchar), '^\s+|\s+$', '', 'g'), '')
+{%- endmacro %}

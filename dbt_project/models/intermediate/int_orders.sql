@@ -7,17 +7,20 @@
     )
 }}
 -- Ticketing orders across providers, one row per (provider, order_id), every status.
+-- The one place that says what an order's status is and whether it counts as revenue: the marts
+-- and the reverse sync both read `status` and `counts_as_revenue` from here.
 -- Incremental on order_date (= the raw partition day): a windowed run recomputes [min_date, max_date).
 with tickettailor as (
     select
         'tickettailor' as provider,
         order_id,
         event_id,
+        event_name,
         order_status,
-        order_status = 'completed' as counts_as_revenue,
         currency,
         total_cents as gross_cents,
         refund_amount_cents as refunded_cents,
+        tax_cents,
         created_at,
         order_date,
         referral_tag as campaign_tag_raw,
@@ -32,11 +35,12 @@ sympla as (
         'sympla' as provider,
         order_id,
         event_id,
+        cast(null as varchar) as event_name,
         order_status,
-        order_status = 'approved' as counts_as_revenue,
         currency,
         order_total_sale_price_cents as gross_cents,
         cast(0 as bigint) as refunded_cents,
+        cast(null as bigint) as tax_cents,
         created_at,
         order_date,
         utm_campaign as campaign_tag_raw,
@@ -50,10 +54,24 @@ unioned as (
     select * from tickettailor
     union all
     select * from sympla
+),
+
+-- One status vocabulary for every provider: completed | pending | cancelled | refunded (anything
+-- else as the provider sent it, lower case). Sympla's "approved" is a completed order.
+statused as (
+    select
+        *,
+        case order_status
+            when 'approved' then 'completed'
+            when 'canceled' then 'cancelled'
+            else order_status
+        end as status
+    from unioned
 )
 
 select
     *,
+    status = 'completed' as counts_as_revenue,
     gross_cents - refunded_cents as net_cents
-from unioned
+from statused
 where {{ incremental_window_filter('order_date') }}

@@ -24,6 +24,7 @@ select
     category_prim as category_primary,
     category_sec as category_secondary,
     url as event_url,
+    nullif(trim(json_extract_string(_raw, '$.image')), '') as image_url,
     _loaded_at as loaded_at,
     _partition as source_partition
 from source

@@ -8,6 +8,8 @@ select
     id as event_id,
     name as event_name,
     lower(status) as event_status,
+    -- The documented statuses have no "cancelled"; a cancelled-looking one is honoured anyway.
+    coalesce(lower(status) like '%cancel%', false) as is_cancelled,
     upper(currency) as currency,
     created_at,
     start_at as starts_at,
@@ -19,6 +21,10 @@ select
     venue_name,
     venue_postal_code,
     url as event_url,
+    coalesce(
+        nullif(trim(json_extract_string(_raw, '$.images.header')), ''),
+        nullif(trim(json_extract_string(_raw, '$.images.thumbnail')), '')
+    ) as image_url,
     hidden as is_hidden,
     online_event as is_online,
     private as is_private,

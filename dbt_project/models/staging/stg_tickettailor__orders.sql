@@ -11,6 +11,7 @@ select
     event_start_at as event_starts_at,
     lower(status) as order_status,
     upper(currency) as currency,
+    currency_base_multiplier,
     cast(total as bigint) as total_cents,
     cast(subtotal as bigint) as subtotal_cents,
     cast(tax as bigint) as tax_cents,

@@ -7,10 +7,13 @@ the files into one under a per-destination lock at the end of a run, so the file
 
 A record's state is its latest row: `sent` (the destination accepted the payload with this hash) or
 `failed` (with the reason; retried next run). A record is unchanged, and not sent again, only when
-the hash of its latest *accepted* payload equals the hash of the payload built now.
+the hash of its latest *accepted* payload equals the hash of the payload built now. The time of the
+latest accepted send is what the consent rule compares an answer with (`consent.py`).
 
-Rows carry ids and hashes only: contacts are keyed by a hash of their email/phone
-(`sync_payloads.contact_key`), so no email or phone number is ever written here.
+Rows carry ids, hashes, statuses and codes only. Contacts are keyed by an HMAC of their email or
+phone under the PII key (`consent.contact_key`), so no email or phone number is written here and a
+guessed email cannot be matched against the log. Reasons are an HTTP status and the API's short
+error code (`422 validation_error`), never the API's text, which may echo personal data.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class RecordState:
     last_sent_hash: str | None  # hash of the latest payload the destination accepted
     status: str  # status of the latest row
     reason: str | None
+    last_sent_at: datetime | None = None  # when the destination last accepted it
 
 
 def log_dir(destination: str, lake_root: Path | None = None) -> Path:
@@ -87,19 +91,24 @@ class SyncLog:
     def rows(self) -> list[dict]:
         return _read_table(self.directory).to_pylist()
 
+    def exists(self) -> bool:
+        """Whether this destination has any log at all (a lost or never-written log has none)."""
+        return bool(_files(self.directory))
+
     def state(self) -> dict[str, RecordState]:
         latest: dict[str, dict] = {}
-        last_sent: dict[str, str] = {}
-        last_sent_at: dict[str, tuple] = {}
+        last_sent: dict[str, dict] = {}
         for row in self.rows():
             rid = row["record_id"]
             key = _order_key(row)
             if rid not in latest or key >= _order_key(latest[rid]):
                 latest[rid] = row
-            if row["status"] == SENT and (rid not in last_sent_at or key >= last_sent_at[rid]):
-                last_sent[rid], last_sent_at[rid] = row["payload_hash"], key
+            if row["status"] == SENT and (rid not in last_sent or key >= _order_key(last_sent[rid])):
+                last_sent[rid] = row
         return {
-            rid: RecordState(last_sent.get(rid), row["status"], row["reason"]) for rid, row in latest.items()
+            rid: RecordState(last_sent[rid]["payload_hash"] if rid in last_sent else None, row["status"],
+                             row["reason"], last_sent[rid]["logged_at"] if rid in last_sent else None)
+            for rid, row in latest.items()
         }
 
     def append(self, entries: Iterable[tuple[str, str, str, str | None]], *, partition: str | None = None,
@@ -118,27 +127,38 @@ class SyncLog:
                       self.directory / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
         return len(rows)
 
-    def compact(self) -> None:
-        """Fold all files into one, keeping per record its latest row and its latest accepted row."""
+    def compact(self, forget: Iterable[str] = ()) -> None:
+        """Fold all files into one, keeping per record its latest row and its latest accepted row.
+
+        `forget`: record ids to drop for good (ids of a retired scheme, once carried over)."""
+        dropped = set(forget)
         with exclusive_lock(self.directory / ".lock"):
             files = _files(self.directory)
-            if len(files) <= 1:
+            if len(files) <= 1 and not dropped:
                 return
-            table = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])
+            table = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files]) if files else None
+            if table is None:
+                return
             latest: dict[str, dict] = {}
             last_sent: dict[str, dict] = {}
             for row in table.to_pylist():
                 rid, key = row["record_id"], _order_key(row)
+                if rid in dropped:
+                    continue
                 if rid not in latest or key >= _order_key(latest[rid]):
                     latest[rid] = row
                 if row["status"] == SENT and (rid not in last_sent or key >= _order_key(last_sent[rid])):
                     last_sent[rid] = row
             keep = list(last_sent.values()) + [r for rid, r in latest.items() if last_sent.get(rid) is not r]
             keep.sort(key=lambda r: (r["record_id"], _order_key(r)))
-            stamp = max(r["logged_at"] for r in keep).strftime("%Y%m%dT%H%M%S%f")
+            if not keep:
+                keep_table = SCHEMA.empty_table()
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            else:
+                keep_table = pa.Table.from_pylist(keep, schema=SCHEMA)
+                stamp = max(r["logged_at"] for r in keep).strftime("%Y%m%dT%H%M%S%f")
             # Named after its newest row so it sorts before anything appended later.
-            atomic_write_table(pa.Table.from_pylist(keep, schema=SCHEMA),
-                          self.directory / f"part-{stamp}-compact{uuid.uuid4().hex[:8]}.parquet")
+            atomic_write_table(keep_table, self.directory / f"part-{stamp}-compact{uuid.uuid4().hex[:8]}.parquet")
             for f in files:
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()

@@ -1,0 +1,15 @@
+"""The reverse sync: the `sync.*` dbt models pushed to Cymbal and Cordial.
+
+- `inputs.py`: reads the models' exports;
+- `payloads.py`: model rows -> each destination's JSON;
+- `consent.py`: when an opt-in may be asserted, and the contacts' keyed ids;
+- `engine.py`: concurrent, logged, error-aware pushing;
+- `log.py`: the sync log;
+- `assets.py`: the Dagster assets and checks.
+"""
+
+import dagster as dg
+
+from assets.reverse_sync.assets import SYNC_ASSETS, SYNC_CHECKS
+
+defs = dg.Definitions(assets=SYNC_ASSETS, asset_checks=SYNC_CHECKS)
