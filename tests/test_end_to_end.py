@@ -17,6 +17,11 @@ END = ANCHOR
 pytestmark = pytest.mark.slow
 
 
+PII_KEY = "e2e-pii-key-7f3a9c0b5d"
+SECRET_VARS = ("TICKETTAILOR_API_KEY", "SYMPLA_TOKEN", "CYMBAL_API_KEY", "CYMBIO_CLIENT_ID", "CYMBIO_CLIENT_SECRET",
+               "CORDIAL_API_KEY")
+
+
 def _run_week(monkeypatch, tmp_path, faults: str = ""):
     from pipelines.runner import run_range
 
@@ -24,12 +29,24 @@ def _run_week(monkeypatch, tmp_path, faults: str = ""):
     monkeypatch.setenv("MARQUEE_DATA_DIR", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
     monkeypatch.setenv("MARQUEE_START_DATE", "2026-01-01")
+    monkeypatch.setenv("MARQUEE_PII_HASH_KEY", PII_KEY)
     with start_sandbox(anchor=ANCHOR, faults=faults) as sandbox:
         for key, value in sandbox.env.items():
             monkeypatch.setenv(key, value)
         run_range(START, END, progress=lambda _: None)
         world = sandbox.world
-    return world, truth.read_marts(data / "warehouse.duckdb")
+        secrets = {name: sandbox.env[name] for name in SECRET_VARS}
+    return world, truth.read_marts(data / "warehouse.duckdb"), data, secrets
+
+
+def secret_forms(value: str) -> set[bytes]:
+    """A secret as it could be written: as is, in a Basic auth header, URL-encoded, as UTF-16."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    texts = {value, base64.b64encode(f"{value}:".encode()).decode(), base64.b64encode(value.encode()).decode(),
+             quote(value, safe=""), quote_plus(value)}
+    return {t.encode() for t in texts} | {value.encode("utf-16-le")}
 
 
 def check_against_truth(world, marts):
@@ -37,12 +54,42 @@ def check_against_truth(world, marts):
 
 
 def test_marts_match_ground_truth(monkeypatch, tmp_path):
-    world, marts = _run_week(monkeypatch, tmp_path)
+    world, marts, data, secrets = _run_week(monkeypatch, tmp_path)
     assert marts["revenue"], "the sandbox week must produce revenue rows"
     assert {r["currency"] for r in marts["revenue"]} >= {"BRL", "JPY"}
     check_against_truth(world, marts)
 
+    # After a whole run (landing, dbt, exports, catalog, sync log, Dagster's own storage), no file of
+    # the data directory, nor dbt's target/ and logs/, holds the PII key or any secret, in any form.
+    from pipelines import settings
+
+    wanted = {"MARQUEE_PII_HASH_KEY": secret_forms(PII_KEY)} | {n: secret_forms(v) for n, v in secrets.items()}
+    roots = [data, settings.DBT_PROJECT_DIR / "target", settings.DBT_PROJECT_DIR / "logs"]
+    scanned = 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file():
+                continue
+            blob = path.read_bytes()
+            scanned += 1
+            for name, forms in wanted.items():
+                assert not any(f in blob for f in forms), f"{name} found in {path}"
+    assert scanned > 100
+
+    # The sync's inputs (personal data) were exported for it, and are not in the analysts' catalog.
+    import duckdb
+
+    assert (data / "lake" / "models" / "sync" / "sync_contacts.parquet").exists()
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        schemas = {r[0] for r in con.execute("select distinct schema_name from duckdb_views() where not internal")
+                   .fetchall()}
+    finally:
+        con.close()
+    assert {"raw", "staging", "marts", "reference"} <= schemas and "sync" not in schemas
+
 
 def test_marts_match_ground_truth_under_faults(monkeypatch, tmp_path):
-    world, marts = _run_week(monkeypatch, tmp_path, faults="429:0.05,5xx:0.05,reset:0.03,truncate:0.03,repeat:0.1")
+    world, marts, _, _ = _run_week(monkeypatch, tmp_path,
+                                   faults="429:0.05,5xx:0.05,reset:0.03,truncate:0.03,repeat:0.1")
     check_against_truth(world, marts)

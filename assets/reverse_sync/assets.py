@@ -289,7 +289,7 @@ def _client(context: dg.AssetExecutionContext, provider: str) -> Any | None:
 def _run(context: dg.AssetExecutionContext, config: SyncConfig) -> Run:
     window = context.partition_time_window
     keys = context.partition_keys
-    return Run(partition=keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}", run_id=context.run_id,
+    return Run(partition=keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}", run_id=context.run.run_id,
                batch=batch_size(config), concurrency=concurrency(config), window=(window.start, window.end),
                now=datetime.now(UTC))
 
@@ -391,8 +391,12 @@ def reverse_sync(context: dg.AssetExecutionContext, config: SyncConfig) -> Itera
             questions = questions or consent_questions_table()
             metadata["consent_questions"] = dg.MetadataValue.md(questions)
         yield dg.MaterializeResult(asset_key=dest.asset, metadata=metadata)
-    if errors:
-        raise errors[0]
+    for error in errors:
+        if isinstance(error, dg.Failure):  # auth refusals and the like carry their own message
+            raise error
+        if isinstance(error, inputs.SyncInputMissing):
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        raise error
     if problems:
         raise dg.Failure(description=" ".join(problems))
 

@@ -157,9 +157,46 @@ class _Counter:
             self.value += n
 
 
+class _NotAttempted(Exception):
+    """The destination was stopped by another thread before this unit was sent."""
+
+
 def _attempt(destination: str, chunk: list[Record], send: Callable[[list[dict[str, Any]]], Any],
-             base_url_var: str, requests: _Counter, top: bool = True) -> list[Entry]:
-    """Send one unit; on a record-level refusal of a batch, split it. Raises DestinationStopped."""
+             base_url_var: str, requests: _Counter, stopping: threading.Event) -> list[Entry]:
+    """Send one unit. On a record-level refusal of a batch, send both halves whole first: if both are
+    refused too the payload shape is wrong and the destination stops (3 requests, not 2n); else the
+    refused half is split down to its bad records. Raises DestinationStopped, _NotAttempted."""
+    try:
+        return _send(destination, chunk, send, base_url_var, requests, stopping)
+    except ProviderError as exc:
+        if len(chunk) == 1:
+            return [(chunk[0].rid, chunk[0].digest, FAILED, error_code(exc))]
+        halves = [chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]]
+        tried: list[list[Entry] | ProviderError] = []
+        for half in halves:
+            try:
+                tried.append(_send(destination, half, send, base_url_var, requests, stopping))
+            except ProviderError as half_exc:
+                tried.append(half_exc)
+        if all(isinstance(t, ProviderError) for t in tried):
+            stopping.set()
+            raise DestinationStopped(_stop_message(
+                destination, exc, base_url_var,
+                "a batch and both its halves were refused, so the payload shape itself is wrong (a marquee or "
+                "API change), not one record."), exc) from exc
+        out: list[Entry] = []
+        for half, t in zip(halves, tried, strict=True):
+            out += _isolate(destination, half, send, base_url_var, requests, stopping) \
+                if isinstance(t, ProviderError) else t
+        return out
+
+
+def _send(destination: str, chunk: list[Record], send: Callable[[list[dict[str, Any]]], Any],
+          base_url_var: str, requests: _Counter, stopping: threading.Event) -> list[Entry]:
+    """One request. Returns SENT entries; raises DestinationStopped for a stop-worthy failure, the
+    ProviderError itself for a record-level refusal, and records other failures as FAILED."""
+    if stopping.is_set():
+        raise _NotAttempted
     try:
         requests.add()
         send([r.payload for r in chunk])
@@ -167,18 +204,26 @@ def _attempt(destination: str, chunk: list[Record], send: Callable[[list[dict[st
     except ProviderError as exc:
         stop = _classify_stop(destination, exc, base_url_var)
         if stop is not None:
+            stopping.set()
             raise stop from exc
-        if not _record_refused(exc) or len(chunk) == 1:
-            return [(r.rid, r.digest, FAILED, error_code(exc)) for r in chunk]
-        half = len(chunk) // 2
-        left = _attempt(destination, chunk[:half], send, base_url_var, requests, top=False)
-        right = _attempt(destination, chunk[half:], send, base_url_var, requests, top=False)
-        if top and all(e[2] == FAILED for e in left) and all(e[2] == FAILED for e in right):
-            raise DestinationStopped(_stop_message(
-                destination, exc, base_url_var,
-                "the batch and both its halves were refused, so the payload shape itself is wrong (a marquee "
-                "or API change), not one record."), exc) from exc
-        return left + right
+        if _record_refused(exc):
+            raise
+        return [(r.rid, r.digest, FAILED, error_code(exc)) for r in chunk]
+
+
+def _isolate(destination: str, chunk: list[Record], send: Callable[[list[dict[str, Any]]], Any],
+             base_url_var: str, requests: _Counter, stopping: threading.Event) -> list[Entry]:
+    """A refused chunk: split until each refused record stands alone."""
+    if len(chunk) == 1:
+        return [(chunk[0].rid, chunk[0].digest, FAILED, "refused")]
+    out: list[Entry] = []
+    for half in (chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]):
+        try:
+            out += _send(destination, half, send, base_url_var, requests, stopping)
+        except ProviderError as exc:
+            out += ([(half[0].rid, half[0].digest, FAILED, error_code(exc))] if len(half) == 1
+                    else _isolate(destination, half, send, base_url_var, requests, stopping))
+    return out
 
 
 def _units(records: Sequence[Record], batch: int, per_record: bool) -> Iterator[list[Record]]:
@@ -242,21 +287,22 @@ def sync_records(
             flush()
 
     requests = _Counter()
+    stopping = threading.Event()  # set by whichever thread meets a stop-worthy failure first
     stop: DestinationStopped | None = None
     refused_in_a_row = 0
+    not_attempted: list[Record] = []
     units = _units(pending, batch, per_record)
     in_flight: dict[Future[list[Entry]], list[Record]] = {}
     workers = max(1, concurrency)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{destination}") as pool:
-            exhausted = False
             while True:
-                while not exhausted and stop is None and len(in_flight) < 2 * workers:
+                while not stopping.is_set() and len(in_flight) < 2 * workers:
                     unit = next(units, None)
                     if unit is None:
-                        exhausted = True
                         break
-                    in_flight[pool.submit(_attempt, destination, unit, send, base_url_var, requests)] = unit
+                    future = pool.submit(_attempt, destination, unit, send, base_url_var, requests, stopping)
+                    in_flight[future] = unit
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -264,15 +310,19 @@ def sync_records(
                     unit = in_flight.pop(future)
                     try:
                         entries = future.result()
+                    except _NotAttempted:
+                        not_attempted += unit
+                        continue
                     except DestinationStopped as exc:
                         stop = stop or exc
                         record([(r.rid, r.digest, FAILED, exc.code) for r in unit])
                         continue
                     record(entries)
-                    if per_record and stop is None:
+                    if per_record and not stopping.is_set():
                         refused = entries[0][2] == FAILED
                         refused_in_a_row = refused_in_a_row + 1 if refused and out.sent == 0 else 0
                         if refused_in_a_row >= SYSTEMATIC_AFTER:
+                            stopping.set()
                             stop = DestinationStopped(
                                 f"{destination}: stopped. The first {SYSTEMATIC_AFTER} records were all refused "
                                 f"({entries[0][3]}), so the payload shape itself is wrong (a marquee or API change), "
@@ -280,9 +330,9 @@ def sync_records(
                                 ProviderRequestError(str(entries[0][3]), provider=destination))
                             stop.code = entries[0][3] or stop.code
         if stop is not None:
-            rest = [r for unit in units for r in unit]
-            out.not_attempted = len(rest)
-            record([(r.rid, r.digest, FAILED, f"not attempted: {stop.code}") for r in rest])
+            not_attempted += [r for unit in units for r in unit]
+            out.not_attempted = len(not_attempted)
+            record([(r.rid, r.digest, FAILED, f"not attempted: {stop.code}") for r in not_attempted])
             out.stopped = str(stop)
     finally:
         flush()

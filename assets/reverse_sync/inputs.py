@@ -55,7 +55,7 @@ def read_model(name: str, where: str = "", params: Sequence[Any] = (), order_by:
             sql += f" WHERE {where}"
         if order_by:
             sql += f" ORDER BY {order_by}"
-        return con.execute(sql, [str(path), *params]).to_arrow_table().to_pylist()
+        return con.sql(sql, params=[str(path), *params]).to_arrow_table().to_pylist()
     finally:
         con.close()
 

@@ -40,9 +40,10 @@
     lower(trim(regexp_replace(cast({{ label_expr }} as varchar), '\s+', ' ', 'g')))
 {%- endmacro %}
 
-{#- SQL boolean: this question (label, optional id) is the consent question. -#}
+{#- SQL boolean, never NULL: this question (label, optional id) is the consent question. -#}
 {% macro is_consent_question(label_expr, id_expr=none) -%}
     {%- set cfg = consent_entries() -%}
+    coalesce(
     {%- if cfg.configured -%}
         (
             {{ consent_label_normalised(label_expr) }} in (
@@ -64,6 +65,7 @@
             )
         )
     {%- endif -%}
+    , false)
 {%- endmacro %}
 
 {% macro is_yes_answer(answer_expr) -%}
