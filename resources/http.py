@@ -25,13 +25,17 @@ a request is sent lives here, so the five clients fail, retry, pace and log the 
 - Rate budget: `X-Rate-Limit-Remaining` / `-Reset` (Ticket Tailor) are read on every reply; once
   the remaining budget drops into a reserve, requests are spaced so the rest of the window's
   budget lasts until it resets, i.e. a long sync slows down before it is throttled.
-- Secrets: the core is given the secret values so it can redact them from any text it puts into
-  an error; log lines carry provider, method, path, status, attempt and timing, nothing else.
+- Secrets: the core is given the secret values so it can redact them, in every form an API may
+  echo them (base64 in a Basic header, URL-encoded, the live OAuth token: `errors.secret_forms`,
+  `Auth.secrets`), from any text it puts into an error or a log line; log lines carry provider,
+  method, path, status, attempt and timing, nothing else. Errors also carry a short `code`
+  (`422 validation_error`) for logs that must never hold API text.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json as stdlib_json
 import os
@@ -59,6 +63,7 @@ from resources.errors import (
     ProviderResponseError,
     ProviderResponseTooLargeError,
     ProviderUnavailableError,
+    error_code,
     redact,
 )
 from resources.jsonbody import cut_short, tolerant_loads
@@ -231,6 +236,11 @@ class Auth:
     def headers(self) -> dict[str, str]:
         return {}
 
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values this auth sends or has just sent (a minted token included), for
+        redaction: an API may echo any of them back in an error."""
+        return ()
+
     def on_unauthorized(self) -> bool:
         """Called on a 401. True means fresh credentials were obtained and one resend is worthwhile."""
         return False
@@ -243,6 +253,9 @@ class HeaderAuth(Auth):
     def headers(self) -> dict[str, str]:
         return {self._name: self._value}
 
+    def secrets(self) -> tuple[str, ...]:
+        return (self._value,)
+
     def __repr__(self) -> str:
         return f"HeaderAuth({self._name}=***)"
 
@@ -251,10 +264,14 @@ class BasicUsernameAuth(Auth):
     """HTTP Basic with the API key as the username and an empty password (Ticket Tailor, Cordial)."""
 
     def __init__(self, username: str) -> None:
+        self._username = username
         self._header = "Basic " + base64.b64encode(f"{username}:".encode()).decode()
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": self._header}
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._username,)  # its base64 forms are derived by `errors.secret_forms`
 
     def __repr__(self) -> str:
         return "BasicUsernameAuth(***)"
@@ -279,6 +296,10 @@ class ClientCredentialsAuth(Auth):
         self._token: str | None = None
         self._expires_at = 0.0
         self.fetches = 0  # how many tokens were minted: tests assert caching on it
+        # The last few tokens minted, newest first: a 401 may echo the token just dropped. A tuple
+        # swapped whole, so `secrets()` never needs the lock, which `token()` holds while the core
+        # fetches (and may build an error message that asks for these).
+        self._recent: tuple[str, ...] = ()
 
     def _valid(self) -> bool:
         return self._token is not None and self._clock() < self._expires_at
@@ -296,6 +317,7 @@ class ClientCredentialsAuth(Auth):
                 # Never plan to use a token for less than half its life, whatever the margin says.
                 margin = min(self._margin, lifetime / 2)
                 self._token, self._expires_at = token, self._clock() + lifetime - margin
+                self._recent = (str(token), *self._recent[:3])
                 self.fetches += 1
             assert self._token is not None
             return self._token
@@ -310,6 +332,9 @@ class ClientCredentialsAuth(Auth):
     def on_unauthorized(self) -> bool:
         self.invalidate()
         return True
+
+    def secrets(self) -> tuple[str, ...]:
+        return self._recent
 
     def __repr__(self) -> str:
         return "ClientCredentialsAuth(***)"
@@ -402,22 +427,24 @@ class HttpCore:
             elapsed = retry_state.seconds_since_start or 0.0
             exc = retry_state.outcome.exception() if retry_state.outcome else None
             if isinstance(exc, _BadReply):
+                reason = self._redact(exc.reason)
                 logger.error("%s %s gave up after %d attempts: %s", self.provider, endpoint,
-                             retry_state.attempt_number, exc.reason)
-                raise ProviderResponseError(
-                    f"{self.provider}: {endpoint} answered {exc.status} with {exc.reason}, "
+                             retry_state.attempt_number, reason)
+                raise ProviderResponseError(self._redact(
+                    f"{self.provider}: {endpoint} answered {exc.status} with {reason}, "
                     f"{retry_state.attempt_number} times in a row. That is not a documented answer, so it is an "
                     f"error and not \"no records\": nothing from this request was landed and the partitions "
                     f"already landed are kept as they were. Check that {self._base_url_var} points at the API "
-                    f"and the provider's status; re-run once it answers normally.",
+                    f"and the provider's status; re-run once it answers normally."),
                     provider=self.provider, endpoint=endpoint, status=exc.status)
-            message = (
+            last = self._redact(state["last"])
+            message = self._redact(
                 f"{self.provider}: {endpoint} still failing after {retry_state.attempt_number} attempts "
-                f"over {elapsed:.1f}s (last: {state['last']}). The API is unavailable or throttling; "
+                f"over {elapsed:.1f}s (last: {last}). The API is unavailable or throttling; "
                 f"re-run later. Nothing was lost: the run can be retried as is."
             )
             logger.error("%s %s gave up after %d attempts (last: %s)", self.provider, endpoint,
-                         retry_state.attempt_number, state["last"])
+                         retry_state.attempt_number, last)
             last_status = exc.status if isinstance(exc, _Retryable) else None
             raise ProviderUnavailableError(message, provider=self.provider, endpoint=endpoint, status=last_status)
 
@@ -429,7 +456,7 @@ class HttpCore:
             retry_error_callback=give_up,
             before_sleep=lambda rs: logger.warning(
                 "%s %s attempt %d failed (%s); retrying in %.2fs", self.provider, endpoint, rs.attempt_number,
-                state["last"], rs.next_action.sleep if rs.next_action else 0.0),
+                self._redact(state["last"]), rs.next_action.sleep if rs.next_action else 0.0),
             reraise=True,
         )
         return retrying(attempt)
@@ -437,6 +464,23 @@ class HttpCore:
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, expect: Expect | None = None,
             what: str | None = None) -> Any:
         return self.request("GET", path, params=params, expect=expect, what=what).body
+
+    def error_from_body(self, endpoint: str, code: Any, body: Any) -> ProviderError:
+        """The typed error for an API's own error body that arrived with a 2xx status (Sympla's
+        `{"error": true, "code": 401, "message": ...}`): code 401/403 is a `ProviderAuthError` with
+        the same hint as a real 401/403 (never retried), any other code a `ProviderRequestError`.
+        The message is redacted like every other: the API may echo the token in it."""
+        status = code if isinstance(code, int) and not isinstance(code, bool) else None
+        if status in (401, 403):
+            return ProviderAuthError(self._auth_message(endpoint, status, body), provider=self.provider,
+                                     endpoint=endpoint, status=status, code=self._code(status, body))
+        detail = self._api_detail(body)
+        shown = self._redact(str(code))[:20] if code is not None else "none"
+        return ProviderRequestError(
+            f"{self.provider}: {endpoint} answered with an error body (code {shown}){f': {detail}' if detail else ''}. "
+            f"Not retried: the API said the request failed, so nothing from it was landed; check the ids and "
+            f"parameters passed, and the base URL.",
+            provider=self.provider, endpoint=endpoint, status=status, code=self._code(status, body))
 
     @property
     def _base_url_var(self) -> str:
@@ -518,14 +562,15 @@ class HttpCore:
                 reauths += 1
                 logger.info("%s %s %s -> 401: re-authenticating", self.provider, method, path)
                 continue
+            error_body = self._error_body(raw) if status >= 400 else None
             if status in (401, 403):
-                raise ProviderAuthError(self._auth_message(endpoint, status, raw),
-                                        provider=self.provider, endpoint=endpoint, status=status)
+                raise ProviderAuthError(self._auth_message(endpoint, status, error_body), provider=self.provider,
+                                        endpoint=endpoint, status=status, code=self._code(status, error_body))
             if status == 429 or status == 408 or (status >= 500 and status != 501):
                 raise _Retryable(f"status {status}", status=status, retry_after=retry_after)
             if status >= 400:
-                raise ProviderRequestError(self._request_message(endpoint, status, raw),
-                                           provider=self.provider, endpoint=endpoint, status=status)
+                raise ProviderRequestError(self._request_message(endpoint, status, error_body), provider=self.provider,
+                                           endpoint=endpoint, status=status, code=self._code(status, error_body))
             if 300 <= status < 400:
                 raise ProviderRedirectError(self._redirect_message(endpoint, status, response),
                                             provider=self.provider, endpoint=endpoint, status=status)
@@ -535,6 +580,7 @@ class HttpCore:
             if expect is not None:
                 problem = expect(body)
                 if problem:
+                    problem = self._redact(problem)
                     logger.warning("%s %s %s -> %d but %s attempt=%d", self.provider, method, path, status,
                                    problem, attempt)
                     raise _BadReply(problem, status=status)
@@ -566,12 +612,27 @@ class HttpCore:
 
     # - messages --------------------------------------------------------------------------------------
 
-    def _api_detail(self, raw: bytes | bytearray) -> str:
-        """The API's own error text (message / error_code / errors), redacted and kept short."""
+    def _live_secrets(self) -> tuple[str, ...]:
+        """The configured secrets and the auth's live ones (Cymbio's current bearer token)."""
+        return self._secrets + (self.auth.secrets() if self.auth else ())
+
+    def _redact(self, text: str) -> str:
+        """Every secret, in every form an API may echo it (errors.secret_forms), replaced by ***."""
+        return redact(text, self._live_secrets())
+
+    def _code(self, status: int | None, body: Any) -> str | None:
+        return error_code(status, body, self._live_secrets())
+
+    @staticmethod
+    def _error_body(raw: bytes | bytearray) -> Any:
         try:
-            body = orjson.loads(raw) if raw else None
+            return orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            return ""
+            return None
+
+    def _api_detail(self, body: Any) -> str:
+        """The API's own error text (message / error_code / errors) of a parsed error body,
+        redacted and kept short."""
         if not isinstance(body, dict):
             return ""
         # Each provider spells it differently: TT error_code/message/errors, Sympla error:true/message,
@@ -580,32 +641,37 @@ class HttpCore:
                  if isinstance(body.get(k), str) or (isinstance(body.get(k), int) and not isinstance(body[k], bool))]
         for key in ("errors", "messages"):
             if isinstance(body.get(key), list) and body[key]:
-                parts.append(orjson.dumps(body[key][:3]).decode())
+                with contextlib.suppress(TypeError):  # text orjson cannot write (a lone surrogate)
+                    parts.append(orjson.dumps(body[key][:3]).decode())
         text = "; ".join(dict.fromkeys(p for p in parts if p))
-        return redact(text, self._secrets)[:300]
+        # Redacted before it is cut: a cut could split a secret and leave a fragment unrecognised.
+        return self._redact(text)[:300]
 
-    def _auth_message(self, endpoint: str, status: int, raw: bytes | bytearray) -> str:
+    def _auth_message(self, endpoint: str, status: int, body: Any) -> str:
         hint = self._hints.get(status) or self._hints.get(0) or "check the credentials configured for it"
-        detail = self._api_detail(raw)
-        return (f"{self.provider}: {endpoint} was refused with {status} "
-                f"({'unauthorized' if status == 401 else 'forbidden'}){f': {detail}' if detail else ''}. "
-                f"{hint}. Not retried: a rejected credential does not fix itself.")
+        detail = self._api_detail(body)
+        return self._redact(
+            f"{self.provider}: {endpoint} was refused with {status} "
+            f"({'unauthorized' if status == 401 else 'forbidden'}){f': {detail}' if detail else ''}. "
+            f"{hint}. Not retried: a rejected credential does not fix itself.")
 
-    def _request_message(self, endpoint: str, status: int, raw: bytes | bytearray) -> str:
-        detail = self._api_detail(raw)
+    def _request_message(self, endpoint: str, status: int, body: Any) -> str:
+        detail = self._api_detail(body)
         what = {400: "bad request", 404: "not found", 422: "validation error", 501: "not implemented"}.get(status, "")
-        return (f"{self.provider}: {endpoint} failed with {status}{f' {what}' if what else ''}"
-                f"{f': {detail}' if detail else ''}. Not retried: the request itself must change "
-                f"(check the ids and parameters passed, and the base URL).")
+        return self._redact(
+            f"{self.provider}: {endpoint} failed with {status}{f' {what}' if what else ''}"
+            f"{f': {detail}' if detail else ''}. Not retried: the request itself must change "
+            f"(check the ids and parameters passed, and the base URL).")
 
     def _redirect_message(self, endpoint: str, status: int, response: httpx.Response) -> str:
         location = response.headers.get("location", "")
         # Scheme, host and path only: a query string may carry tokens.
-        where = redact(location.split("?", 1)[0].split("#", 1)[0], self._secrets)[:200] or "no Location given"
-        return (f"{self.provider}: {endpoint} was redirected ({status}) to {where}. marquee does not follow "
-                f"redirects: a moved API is a configuration change, and following one blindly could read another "
-                f"host or drop the credentials on the way. Nothing from this request was landed. Set "
-                f"{self._base_url_var} to the API's current address (see the provider's docs) and re-run.")
+        where = self._redact(location.split("?", 1)[0].split("#", 1)[0])[:200] or "no Location given"
+        return self._redact(
+            f"{self.provider}: {endpoint} was redirected ({status}) to {where}. marquee does not follow "
+            f"redirects: a moved API is a configuration change, and following one blindly could read another "
+            f"host or drop the credentials on the way. Nothing from this request was landed. Set "
+            f"{self._base_url_var} to the API's current address (see the provider's docs) and re-run.")
 
 
 # --- the resource base class ----------------------------------------------------------------------
@@ -698,7 +764,7 @@ def require_utc(value: datetime, name: str) -> datetime:
 
 
 __all__ = [
-    "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "Auth", "BasicUsernameAuth", "ClientCredentialsAuth", "Expect",
-    "HeaderAuth", "HttpCore", "ProviderError", "ProviderResource", "RateBudget", "Reply", "RetryPolicy",
-    "max_page_bytes_from_env", "parse_retry_after", "require_utc", "secret_value",
+    "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "Auth", "BasicUsernameAuth",
+    "ClientCredentialsAuth", "Expect", "HeaderAuth", "HttpCore", "ProviderError", "ProviderResource", "RateBudget",
+    "Reply", "RetryPolicy", "max_page_bytes_from_env", "parse_retry_after", "require_utc", "secret_value",
 ]

@@ -2,7 +2,9 @@
 
 Auth is the `s_token` header. Lists use `page` + `page_size` (at most 200) and end when
 `pagination.has_next` is false. Errors come as `{"error": true, "code": ..., "message": ...}`,
-which the core turns into typed errors (and which is also checked on 2xx replies here).
+which the core turns into typed errors. The same body can also arrive with a 2xx status: it is
+checked here and raised as the error it describes (code 401/403: `ProviderAuthError`, with the
+hint a real 401 gets), its message redacted, since it may echo the `s_token`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from resources.errors import ProviderRequestError
 from resources.http import HeaderAuth, HttpCore, ProviderResource, RetryPolicy, require_utc, secret_value
 from resources.pagination import SYMPLA_PAGE, page_number_pages
 
@@ -51,9 +52,7 @@ class SymplaResource(ProviderResource):
             # The documented error body can also arrive with a 2xx status: never mistake it for data,
             # nor for a shapeless page worth asking again.
             if isinstance(body, dict) and body.get("error") is True:
-                raise ProviderRequestError(
-                    f"sympla: GET {path} answered with an error (code {body.get('code')}): {body.get('message')}",
-                    provider=self.provider_name, endpoint=f"GET {path}", status=body.get("code"))
+                raise core.error_from_body(f"GET {path}", body.get("code"), body)
             return SYMPLA_PAGE(body)
 
         def fetch(query: dict[str, Any]) -> Any:

@@ -127,3 +127,30 @@ def test_documented_error_body_becomes_a_typed_error(clean):
         list(client(clean).iter_orders("s999999"))
     assert count(clean) - before == 1 and info.value.status == 404
     assert "não encontrado" in str(info.value)  # the API's own message, from {"error": true, "message": ...}
+
+
+# --- an error body with a 2xx status, and ids that cannot go into a path ------------------------------
+
+TOKEN_HINT = "Minha Conta > Integrações"
+
+
+@pytest.mark.parametrize("code,error,expected_code", [
+    (401, ProviderAuthError, "401"), (403, ProviderAuthError, "403"),
+    (500, ProviderRequestError, "500"), (404, ProviderRequestError, "404"),
+])
+def test_an_error_body_with_status_200_is_that_error_redacted_and_not_retried(code, error, expected_code):
+    with start_sandbox(anchor=ANCHOR, faults=f"errorbody:1:{code}@/sympla/events") as sb, client(sb).session() as c:
+        with pytest.raises(error) as info:
+            list(c.iter_events())
+        assert count(sb) == 1  # neither retried nor read as a shapeless page worth asking again
+    exc = info.value
+    token = sb.env["SYMPLA_TOKEN"]
+    text = str(exc) + repr(exc) + exc.code + str(exc.args)
+    assert token not in text and "***" in text  # the API echoed the s_token; we did not
+    assert (exc.provider, exc.endpoint, exc.status, exc.code) == ("sympla", "GET /events", code, expected_code)
+    if code in (401, 403):
+        # The same "what to do" as a real 401/403, and final: no Dagster retry either.
+        assert TOKEN_HINT in str(exc) and "Not retried" in str(exc) and exc.allow_retries is False
+    else:
+        assert f"answered with an error body (code {code})" in str(exc)
+

@@ -7,6 +7,8 @@ truncated bodies are the real thing); sleeps are recorded instead of slept, so t
 
 from __future__ import annotations
 
+import base64
+import logging
 import socket
 import struct
 import threading
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, quote_plus
 
 import dagster as dg
 import orjson
@@ -25,8 +28,12 @@ from resources.errors import (
     ProviderNotConfiguredError,
     ProviderRequestError,
     ProviderUnavailableError,
+    error_code,
+    redact,
+    secret_forms,
 )
 from resources.http import (
+    BasicUsernameAuth,
     ClientCredentialsAuth,
     HeaderAuth,
     HttpCore,
@@ -689,3 +696,117 @@ def test_an_empty_token_reply_is_a_response_error_not_a_credentials_one(server):
         list(resource.iter_variants())
     assert "cymbio: POST /oauth/token answered 200 with an empty body" in str(info.value)
     assert len(script.requests) == 3 and SECRET not in str(info.value)
+
+
+# --- redaction of every derived form of a secret ---------------------------------------------------
+
+# Characters that change under base64 padding, quote and quote_plus alike.
+ODD_SECRET = "sk live/x+y=z:?&%é-0123456789"
+
+
+def _forms(secret: str) -> dict[str, str]:
+    b64 = {f"b64({raw!r})": base64.b64encode(raw.encode()).decode() for raw in (f"{secret}:", secret)}
+    return {
+        "plain": secret,
+        **b64,
+        **{f"{k} unpadded": v.rstrip("=") for k, v in b64.items()},
+        "quote": quote(secret, safe=""),
+        "quote_plus": quote_plus(secret),
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms(ODD_SECRET)))
+def test_redact_covers_each_derived_form_of_a_secret(form):
+    value = _forms(ODD_SECRET)[form]
+    text = f"the API said: bad credential <{value}> (Authorization: Basic {value})"
+    redacted = redact(text, (ODD_SECRET,))
+    assert value not in redacted and "***" in redacted and redacted.startswith("the API said: bad credential <")
+    assert set(_forms(ODD_SECRET).values()) <= set(secret_forms((ODD_SECRET,)))
+    assert redact("short abc secrets are ignored", ("abc",)) == "short abc secrets are ignored"
+
+
+@pytest.mark.parametrize("status,error", [(401, ProviderAuthError), (403, ProviderAuthError),
+                                          (422, ProviderRequestError), (404, ProviderRequestError)])
+def test_no_form_of_a_secret_survives_in_an_error_built_from_api_text(server, status, error):
+    url, holder = server
+    forms = _forms(ODD_SECRET)
+    holder[0] = Script((status, {"message": " | ".join(forms.values()), "errors": list(forms.values())}, {}))
+    core = HttpCore("testprov", url, auth=BasicUsernameAuth(ODD_SECRET), secrets=(ODD_SECRET,), sleep=Sleeps())
+    with pytest.raises(error) as info:
+        core.request("POST", "/v1/things", json={"x": 1})
+    text = str(info.value) + repr(info.value) + info.value.code
+    for name, value in forms.items():
+        assert value not in text, name
+    assert "***" in text
+
+
+def test_no_form_of_a_secret_in_give_up_redirect_and_bad_reply_messages(server, caplog):
+    url, holder = server
+    forms = list(_forms(ODD_SECRET).values())
+    core = HttpCore("testprov", url, secrets=(ODD_SECRET,), sleep=Sleeps(),
+                    policy=RetryPolicy(backoff_base=0.01, max_elapsed=5, max_attempts=3))
+    holder[0] = Script((301, {}, {"Location": f"https://elsewhere.example/{quote(ODD_SECRET, safe='')}/x?k=1"}))
+    with pytest.raises(ProviderRedirectError) as redirect:
+        core.request("GET", "/a")
+    # A body whose keys echo the key: the envelope check names the keys it found.
+    holder[0] = Script((200, {f: 1 for f in forms}, {}))
+    with caplog.at_level(logging.DEBUG), pytest.raises(ProviderResponseError) as bad:
+        core.request("GET", "/b", expect=lambda body: f"an object with keys {list(body)}")
+    texts = [str(redirect.value), str(bad.value), caplog.text]
+    for text in texts:
+        for value in forms:
+            assert value not in text
+
+
+def test_the_live_oauth_token_and_the_url_encoded_client_secret_are_redacted(server):
+    url, holder = server
+    client_secret = "cs/with+odd=chars:0042"
+    tokens = iter(["tok-ALPHA-000111", "tok-BRAVO-000222", "tok-CHARLIE-000333", "tok-DELTA-000444"])
+    auth = ClientCredentialsAuth("p", lambda: {"access_token": next(tokens), "expires_in": 360})
+    core = HttpCore("p", url, auth=auth, secrets=(client_secret,), sleep=Sleeps())
+    # Every 401 echoes the token it got (and the form body the token request sent): after two
+    # re-authentications the last 401 names a token that is current and two that were dropped.
+    echo = (f"invalid token tok-ALPHA-000111 tok-BRAVO-000222 tok-CHARLIE-000333; request was "
+            f"client_secret={quote_plus(client_secret)}&grant_type=client_credentials")
+    holder[0] = Script((401, {"error": "invalid_token", "message": echo}, {}))
+    with pytest.raises(ProviderAuthError) as info:
+        core.request("GET", "/v3/retailers/1/variants")
+    text = str(info.value) + repr(info.value) + info.value.code
+    for secret in ("tok-ALPHA-000111", "tok-BRAVO-000222", "tok-CHARLIE-000333", quote_plus(client_secret)):
+        assert secret not in text
+    assert info.value.code == "401 invalid_token"
+    assert set(auth.secrets()) == {"tok-ALPHA-000111", "tok-BRAVO-000222", "tok-CHARLIE-000333"}
+
+
+# --- ProviderError.code ---------------------------------------------------------------------------
+
+def test_error_code_keeps_only_a_short_token_never_free_text():
+    assert error_code(422, {"error_code": "validation_error", "message": "email is wrong"}) == "422 validation_error"
+    assert error_code(404, {"error_code": "Not Found", "message": "x"}) == "404"  # a phrase, not a token
+    assert error_code(401, {"error": True, "code": 401, "message": "Invalid s_token: abc"}) == "401"
+    assert error_code(400, {"code": "E1002"}) == "400 E1002"
+    assert error_code(500, "not a dict") == "500" and error_code(None, {}) is None
+    assert error_code(401, {"error": SECRET}, (SECRET,)) == "401"  # an echoed key is not a code
+    assert error_code(401, {"error": SECRET[:12]}, (SECRET,)) == "401"  # nor a piece of one
+    assert error_code(400, {"error": "x" * 65}) == "400"
+
+
+def test_errors_carry_a_safe_code(server):
+    url, holder = server
+    holder[0] = Script((422, {"error_code": "validation_error", "message": f"bad {SECRET}"}, {}))
+    with pytest.raises(ProviderRequestError) as info:
+        make_core(url).request("POST", "/v1/x", json={})
+    assert info.value.code == "422 validation_error"
+    holder[0] = Script((404, {"message": "no such thing"}, {}))
+    with pytest.raises(ProviderRequestError) as info:
+        make_core(url).request("GET", "/v1/x")
+    assert info.value.code == "404"
+    holder[0] = Script((503, {"error": "maintenance"}, {}))
+    with pytest.raises(ProviderUnavailableError) as unavailable:
+        make_core(url, max_elapsed=0.5).request("GET", "/v1/x")
+    assert unavailable.value.code == "503"
+    holder[0] = Script("reset")
+    with pytest.raises(ProviderUnavailableError) as reset:
+        make_core(url, max_elapsed=0.5).request("GET", "/v1/x")
+    assert reset.value.code == "unavailable"
+    assert ProviderNotConfiguredError("x", provider="p").code == "not_configured"

@@ -130,3 +130,35 @@ def test_a_window_of_orders_asks_each_event_once_and_lands_what_day_by_day_does(
         assert window.equals(daily)
         assert window.num_rows == per_day[day]
     assert sum(per_day.values()) == len(facts) > 0
+
+
+# --- an unusable event id, and an error body echoing the token, through the assets ------------------------
+
+
+def _event_log(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(f"{e.user_message} {e.dagster_event}" for e in instance.all_logs(result.run_id))
+
+
+def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+    parts = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None:
+                parts.append(error.message + "".join(error.stack))
+                error = error.cause
+    assert parts, "the run did not fail"
+    return "\n".join(parts)
+
+
+def test_an_error_body_echoing_the_token_fails_the_run_without_the_token(sandbox: Any) -> None:  # noqa: F811
+    sandbox.set_faults("errorbody:1@/sympla/events")
+    instance = dg.DagsterInstance.ephemeral()
+    result = run([sy.sympla_events], "2026-03-02", instance=instance)
+    assert not result.success
+    failure = _failure_text(result)
+    assert "sympla: GET /events was refused with 401 (unauthorized)" in failure
+    assert "Minha Conta > Integrações" in failure  # the hint a real 401 gets
+    token = sandbox.env["SYMPLA_TOKEN"]
+    assert token not in failure and token not in _event_log(instance, result)
+    assert lake.read_partition(sy.EVENTS, date(2026, 3, 2)) is None  # nothing landed from it
