@@ -40,6 +40,7 @@ from resources.http import (
     RateBudget,
     RetryPolicy,
     parse_retry_after,
+    request_logger,
 )
 from resources.pagination import cursor_pages, offset_pages, page_number_pages, short_page_pages
 
@@ -810,3 +811,48 @@ def test_errors_carry_a_safe_code(server):
         make_core(url, max_elapsed=0.5).request("GET", "/v1/x")
     assert reset.value.code == "unavailable"
     assert ProviderNotConfiguredError("x", provider="p").code == "not_configured"
+
+
+# --- per-request cost: the retry machinery and the per-request log line ---------------------------------
+
+def test_a_first_attempt_that_succeeds_never_builds_the_retry_machinery(server, monkeypatch):
+    import tenacity
+
+    url, holder = server
+    holder[0] = Script((200, {"ok": 1}, {}))
+    real = tenacity.Retrying
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("tenacity used on a first attempt that succeeded")
+
+    monkeypatch.setattr(tenacity, "Retrying", refuse)
+    core = make_core(url)
+    assert core.request("GET", "/v1/x").body == {"ok": 1}
+    monkeypatch.setattr(tenacity, "Retrying", real)
+    holder[0] = script = Script((503, {}, {}), (200, {"ok": 2}, {}))
+    assert core.request("GET", "/v1/x").body == {"ok": 2} and len(script.requests) == 2
+
+
+def test_give_up_counts_the_time_of_the_first_attempt(server):
+    url, holder = server
+    # The first reply takes 0.6 s and is cut short; the second asks for 0.5 s more. With 1 s allowed
+    # from the first send, that wait would cross the bound: the core gives up after two sends.
+    # (Counting from when the retry machinery took over, it would have tried again.)
+    holder[0] = script = Script(("slow", 0.6, b'{"data": [1, 2'), (503, {}, {"Retry-After": "0.5"}))
+    core = make_core(url, max_elapsed=1.0)
+    with pytest.raises(ProviderUnavailableError) as info:
+        core.request("GET", "/v1/x")
+    assert len(script.requests) == 2
+    assert float(str(info.value).split(" over ")[1].split("s ")[0]) >= 0.6
+
+
+def test_per_request_lines_go_to_a_plain_logger_not_dagsters(server, caplog):
+    url, holder = server
+    holder[0] = Script((200, {"ok": 1}, {}))
+    assert request_logger.name == "marquee.http.requests" and not request_logger.name.startswith("dagster")
+    with caplog.at_level(logging.WARNING):
+        make_core(url).request("GET", "/v1/quiet")
+    assert "/v1/quiet" not in caplog.text  # off by default: nothing is formatted, nothing reaches Dagster
+    with caplog.at_level(logging.DEBUG, logger="marquee.http.requests"):
+        make_core(url).request("GET", "/v1/loud")
+    assert "testprov GET /v1/loud -> 200 attempt=1" in caplog.text
