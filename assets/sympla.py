@@ -1,5 +1,10 @@
 """Sympla raw landing: events (snapshot), orders of every status (by order day, UTC) and
-participants including cancelled orders (by event start day, UTC)."""
+participants including cancelled orders (by event start day, UTC).
+
+Orders and participants are fetched per event, with the event's id in the path
+(`/events/{id}/orders`). An event whose id could rewrite that path (`../..`, `?`, `#`) is
+quarantined by the events landing, and skipped, with one log line, when orders and participants
+are fetched: the rest of the day lands, and no request ever goes to a path the id chose."""
 
 from __future__ import annotations
 
@@ -35,10 +40,12 @@ from assets.landing import (
     window_days,
 )
 from pipelines.partitions import daily_partitions, day_spans, window_bounds
+from resources.http import is_safe_path_segment
 from resources.lake import utc_now
 from resources.warehouse import EntitySpec, publish_catalog, register_entity
 
 PROVIDER = "sympla"
+log = dg.get_dagster_logger("marquee.sympla")
 
 TS = pa.timestamp("us", tz="UTC")
 STR = pa.string()
@@ -148,11 +155,21 @@ EVENT_TZ = "America/Sao_Paulo"
 DATA_TZ = "UTC"
 
 
+def _path_id(value: Any, name: str) -> str:
+    """An event id, which must also be usable in `/events/{id}/orders` (see the module docstring)."""
+    event_id = to_id(value, name)
+    if not is_safe_path_segment(event_id):
+        shown = event_id if len(event_id) <= 80 else event_id[:77] + "..."
+        raise RecordError(f"{name}: {shown!r} cannot be used in a URL path (/events/{{id}}/orders); only letters, "
+                          f"digits, '_', '-' and '.' can")
+    return event_id
+
+
 def convert_event(rec: dict[str, Any]) -> dict[str, Any]:
     start_local = to_str(req(rec, "start_date"), "start_date")
     end_local = to_str(rec.get("end_date"), "end_date")
     return {
-        "id": to_id(req(rec, "id"), "id"),
+        "id": _path_id(req(rec, "id"), "id"),
         "reference_id": to_int(rec.get("reference_id"), "reference_id"),
         "name": to_str(rec.get("name"), "name"),
         "start_date": ts_text(start_local, "start_date", EVENT_TZ),
@@ -261,11 +278,16 @@ def convert_participant(pair: tuple[dict[str, Any], datetime]) -> dict[str, Any]
 
 
 def _event_starts(client: Any) -> list[tuple[str, datetime | None]]:
-    """(event id, UTC start) of every event; a broken event still has its orders fetched."""
+    """(event id, UTC start) of every event; a broken event still has its orders fetched, unless its
+    id cannot go into a URL path: that one is skipped with one log line naming it."""
     out: list[tuple[str, datetime | None]] = []
     for page in client.iter_events():
         for ev in page:
             if not isinstance(ev, dict) or not isinstance(ev.get("id"), str):
+                continue
+            if not is_safe_path_segment(ev["id"]):
+                log.warning("sympla: skipped the orders and participants of event %r: its id cannot be used in a "
+                            "URL path (the events landing quarantines the event with the reason)", ev["id"][:80])
                 continue
             try:
                 out.append((ev["id"], convert_event(ev)["start_date"]))

@@ -2,7 +2,10 @@
 
 OAuth2 client credentials: tokens live 6 minutes, so a long read crosses several. The token is
 cached, refreshed `token_margin_seconds` before it expires, shared by threads, and dropped and
-re-fetched once when the API answers 401 (the core then resends the request).
+re-fetched once when the API answers 401 (the core then resends the request). Error texts are
+redacted of the client secret (also as URL-encoded in the token request's form body) and of the
+live bearer tokens (`ClientCredentialsAuth.secrets`). The retailer id and return ids go into
+paths only through `path_segment`.
 Lists (variants, returns) are bare JSON arrays paged by `limit` (at most 1000) and `offset`.
 """
 
@@ -15,7 +18,14 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr
 
 from resources.errors import ProviderResponseError
-from resources.http import ClientCredentialsAuth, HttpCore, ProviderResource, RetryPolicy, secret_value
+from resources.http import (
+    ClientCredentialsAuth,
+    HttpCore,
+    ProviderResource,
+    RetryPolicy,
+    path_segment,
+    secret_value,
+)
 from resources.pagination import CYMBIO_LIST, offset_pages
 
 PAGE_LIMIT = 1000  # the doc's page size, and the most the API serves
@@ -85,7 +95,7 @@ class CymbioResource(ProviderResource):
 
     @property
     def _retailer(self) -> str:
-        return f"/v3/retailers/{secret_value(self.retailer_id)}"
+        return f"/v3/retailers/{path_segment(secret_value(self.retailer_id), 'retailer id', self.provider_name)}"
 
     def iter_variants(self) -> Iterator[list[dict]]:
         """The catalog variants the brands approved for this retailer, 1000 per page."""
@@ -131,7 +141,8 @@ class CymbioResource(ProviderResource):
 
     def acknowledge_return(self, return_id: int | str) -> None:
         """`PUT .../returns/{id}/acknowledge` (DESIGN.md point 2). Idempotent, so safe to retry."""
-        self._http().request("PUT", f"{self._retailer}/returns/{return_id}/acknowledge")
+        rid = path_segment(return_id, "return id", self.provider_name)
+        self._http().request("PUT", f"{self._retailer}/returns/{rid}/acknowledge")
 
     @property
     def token_fetches(self) -> int:

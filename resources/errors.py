@@ -62,7 +62,8 @@ class ProviderAuthError(_FinalProviderError):
 
 
 class ProviderRequestError(_FinalProviderError):
-    """400 / 404 / 422 and other 4xx: the request itself is wrong. Never retried."""
+    """400 / 404 / 422 and other 4xx: the request itself is wrong. Never retried. Also an id that
+    cannot go into a URL path (`resources.http.path_segment`): the request is never sent."""
 
     kind = "bad_request"
 

@@ -30,6 +30,8 @@ a request is sent lives here, so the five clients fail, retry, pace and log the 
   `Auth.secrets`), from any text it puts into an error or a log line; log lines carry provider,
   method, path, status, attempt and timing, nothing else. Errors also carry a short `code`
   (`422 validation_error`) for logs that must never hold API text.
+- Ids in URL paths go through `path_segment`: an id that could rewrite the path (`..`, `/`, `?`,
+  `#`) is refused before anything is sent.
 - Per-request lines (`GET /v1/orders -> 200 attempt=1 12ms`) go to the plain logger
   `marquee.http.requests` at DEBUG, off by default: through Dagster's logger they became one
   event-log entry per request (a sync of 5,000 requests/s wrote 5,000 rows/s to the run's log).
@@ -45,6 +47,7 @@ import json as stdlib_json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,6 +55,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import dagster as dg
 import httpx
@@ -102,6 +106,32 @@ def max_page_bytes_from_env() -> int:
         raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be a positive number of bytes (e.g. 67108864 for 64 MiB), "
                          f"got {raw!r}")
     return value
+
+
+# Ids that go into URL paths: letters, digits and `_ - .`, as every provider's ids are. Anything
+# else (`/`, `?`, `#`, `%`, spaces, `..`) could point the request at another resource or host path.
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def is_safe_path_segment(value: Any) -> bool:
+    """Whether `value` (a str or an int) may be used as an id in a URL path: see `path_segment`."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return isinstance(text, str) and bool(_SAFE_SEGMENT.fullmatch(text)) and text not in (".", "..")
+
+
+def path_segment(value: Any, what: str, provider: str) -> str:
+    """`value` as one URL path segment, or a `ProviderRequestError` naming the provider and the id's
+    role (`what`, e.g. "event id") if it is not a safe id. An id comes from an API reply or a
+    setting, and used raw (`/events/../../x?y=#`) it would rewrite the request's path: refused
+    before anything is sent. Percent-quoted as well, in case the rule above is ever loosened."""
+    if not is_safe_path_segment(value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ProviderRequestError(
+            f"{provider}: the {what} {shown} cannot be used in a URL path (only letters, digits, '_', '-' and "
+            f"'.' are, and never '.' or '..' alone): nothing was sent for it. It came from the API or the "
+            f"configuration; check it there.", provider=provider, code="bad_id")
+    return quote(str(value), safe="")
 
 
 # --- retry policy ---------------------------------------------------------------------------------
@@ -809,5 +839,6 @@ def require_utc(value: datetime, name: str) -> datetime:
 __all__ = [
     "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "Auth", "BasicUsernameAuth",
     "ClientCredentialsAuth", "Expect", "HeaderAuth", "HttpCore", "ProviderError", "ProviderResource", "RateBudget",
-    "Reply", "RetryPolicy", "max_page_bytes_from_env", "parse_retry_after", "require_utc", "secret_value",
+    "Reply", "RetryPolicy", "is_safe_path_segment", "max_page_bytes_from_env",
+    "parse_retry_after", "path_segment", "require_utc", "secret_value",
 ]

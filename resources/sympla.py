@@ -5,6 +5,7 @@ Auth is the `s_token` header. Lists use `page` + `page_size` (at most 200) and e
 which the core turns into typed errors. The same body can also arrive with a 2xx status: it is
 checked here and raised as the error it describes (code 401/403: `ProviderAuthError`, with the
 hint a real 401 gets), its message redacted, since it may echo the `s_token`.
+Event ids go into paths (`/events/{id}/orders`) only through `path_segment`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from resources.http import HeaderAuth, HttpCore, ProviderResource, RetryPolicy, require_utc, secret_value
+from resources.http import (
+    HeaderAuth,
+    HttpCore,
+    ProviderResource,
+    RetryPolicy,
+    path_segment,
+    require_utc,
+    secret_value,
+)
 from resources.pagination import SYMPLA_PAGE, page_number_pages
 
 MAX_PAGE_SIZE = 200  # "Mínimo 1 e máximo 200"
@@ -61,6 +70,9 @@ class SymplaResource(ProviderResource):
         return page_number_pages(fetch, params, page_size=MAX_PAGE_SIZE, provider=self.provider_name,
                                  what=f"GET {path}")
 
+    def _event(self, event_id: Any) -> str:
+        return path_segment(event_id, "event id", self.provider_name)
+
     def iter_events(self) -> Iterator[list[dict]]:
         """All the organiser's events: `published=false` lifts the default "published only" filter."""
         return self._pages("/events", {"published": "false"})
@@ -77,8 +89,9 @@ class SymplaResource(ProviderResource):
             params["from"] = _sympla_time(require_utc(start, "start"))
         if end is not None:
             params["to"] = _sympla_time(require_utc(end, "end") - timedelta(seconds=1))
-        return self._pages(f"/events/{event_id}/orders", params)
+        return self._pages(f"/events/{self._event(event_id)}/orders", params)
 
     def iter_participants(self, event_id: str) -> Iterator[list[dict]]:
         """Participants of approved and cancelled orders (`cancelled_filter=include`), date-times in UTC."""
-        return self._pages(f"/events/{event_id}/participants", {"cancelled_filter": "include", "timezone": TIMEZONE})
+        return self._pages(f"/events/{self._event(event_id)}/participants",
+                           {"cancelled_filter": "include", "timezone": TIMEZONE})

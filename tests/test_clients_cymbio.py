@@ -136,3 +136,17 @@ def test_wrong_retailer_is_a_403_not_retried():
         assert info.value.status == 403 and "CYMBIO_RETAILER_ID" in str(info.value)
         assert count(sb) == 2  # token + one refused request
     assert w.CYMBIO_CLIENT_SECRET not in str(info.value)
+
+
+def test_ids_that_could_rewrite_the_path_are_refused_before_sending():
+    with start_sandbox(anchor=ANCHOR) as sb, client(sb).session() as c:
+        for bad in ("1/../../2", "..", "7?x=1", "7#"):
+            with pytest.raises(ProviderRequestError, match="cymbio: the return id .* cannot be used in a URL path"):
+                c.acknowledge_return(bad)
+        assert count(sb) == 0  # not even a token was fetched
+        c.acknowledge_return(next(iter(flat(c.iter_returns_not_acknowledged())))["returnId"])  # ints are fine
+    with start_sandbox(anchor=ANCHOR) as sb, client(sb, retailer_id="4242/../1").session() as c:
+        with pytest.raises(ProviderRequestError, match="cymbio: the retailer id '4242/../1' cannot be used"):
+            list(c.iter_variants())
+        assert count(sb) == 0
+

@@ -154,3 +154,13 @@ def test_an_error_body_with_status_200_is_that_error_redacted_and_not_retried(co
     else:
         assert f"answered with an error body (code {code})" in str(exc)
 
+
+def test_event_ids_that_could_rewrite_the_path_are_refused_before_sending(clean):
+    with client(clean).session() as c:
+        before = count(clean)
+        for bad in ("../../v1.5.1/events/1?x=#", "..", "a/b", "1?x=1"):
+            with pytest.raises(ProviderRequestError, match="sympla: the event id .* cannot be used in a URL path"):
+                list(c.iter_orders(bad))
+            with pytest.raises(ProviderRequestError, match="cannot be used in a URL path"):
+                list(c.iter_participants(bad))
+        assert count(clean) == before  # nothing was sent

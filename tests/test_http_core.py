@@ -39,7 +39,9 @@ from resources.http import (
     HttpCore,
     RateBudget,
     RetryPolicy,
+    is_safe_path_segment,
     parse_retry_after,
+    path_segment,
     request_logger,
 )
 from resources.pagination import cursor_pages, offset_pages, page_number_pages, short_page_pages
@@ -811,6 +813,24 @@ def test_errors_carry_a_safe_code(server):
         make_core(url, max_elapsed=0.5).request("GET", "/v1/x")
     assert reset.value.code == "unavailable"
     assert ProviderNotConfiguredError("x", provider="p").code == "not_configured"
+
+
+# --- ids in URL paths -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["ev_1001", "s12A3B", "1.5", "a-b_c.d", 1772, "X" * 128])
+def test_path_segment_accepts_safe_ids(value):
+    assert path_segment(value, "event id", "sympla") == str(value) and is_safe_path_segment(value)
+
+
+@pytest.mark.parametrize("value", ["../../v1.5.1/events/1?x=#", "..", ".", "a/b", "a?b", "a#b", "a%2Fb", "a b", "",
+                                   "é", "X" * 129, None, True, ["1"], 1.5])
+def test_path_segment_refuses_ids_that_could_rewrite_the_path(value):
+    assert not is_safe_path_segment(value)
+    with pytest.raises(ProviderRequestError) as info:
+        path_segment(value, "event id", "sympla")
+    message = str(info.value)
+    assert message.startswith("sympla: the event id ") and "cannot be used in a URL path" in message
+    assert info.value.provider == "sympla" and info.value.code == "bad_id" and info.value.allow_retries is False
 
 
 # --- per-request cost: the retry machinery and the per-request log line ---------------------------------

@@ -151,6 +151,38 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(parts)
 
 
+def test_an_event_whose_id_would_rewrite_the_path_is_quarantined_and_the_day_lands(sandbox: Any) -> None:  # noqa: F811
+    from pipelines.sandbox.glitches import BAD_EVENT_ID
+
+    events = sorted(sy_sandbox.event_facts(sandbox.world), key=lambda e: e.starts_at)
+    bad = events[0].event_id  # GET /events lists by start date: the glitch strikes the first one
+    facts = list(sy_sandbox.order_facts(sandbox.world))
+    day = Counter(f.created_at.astimezone(UTC).date() for f in facts if f.event_id == bad).most_common(1)[0][0]
+    expected = {f.order_id for f in facts if f.created_at.astimezone(UTC).date() == day and f.event_id != bad}
+    assert expected and any(f.event_id == bad and f.created_at.astimezone(UTC).date() == day for f in facts)
+
+    plan = sandbox.set_faults("badid:1@/sympla/events")
+    instance = dg.DagsterInstance.ephemeral()
+    result = run([sy.sympla_events, sy.sympla_orders, sy.sympla_participants, *sy.defs.asset_checks],
+                 day.isoformat(), instance=instance)
+    assert result.success and plan.injected["badid"] >= 2  # the events landing and each per-event walk
+
+    (quarantined,) = lake.read_partition(sy.EVENTS, day, area="quarantine").to_pylist()
+    assert quarantined["reason"].startswith("id: '../../v1.5.1/events/1?x=#' cannot be used in a URL path")
+    assert BAD_EVENT_ID in quarantined["_raw"]
+    assert set(lake.read_partition(sy.EVENTS, day).column("id").to_pylist()) == {e.event_id for e in events} - {bad}
+    orders = lake.read_partition(sy.ORDERS, day)
+    assert set(orders.column("id").to_pylist()) == expected  # every other event's orders landed
+    # No request ever went anywhere the id pointed: every path is one the client meant.
+    paths = httpx.get(sandbox.base_url + "/_sandbox/stats").json()["paths"]
+    good = {e.event_id for e in events} - {bad}
+    allowed = {"/sympla/events"} | {f"/sympla/events/{e}/{what}" for e in good for what in ("orders", "participants")}
+    assert set(paths) <= allowed and "/sympla/events" in paths, set(paths) - allowed
+    skipped = [line for line in _event_log(instance, result).splitlines()
+               if "skipped the orders and participants of event" in line]
+    assert skipped and all("../../v1.5.1/events/1?x=#" in line for line in skipped)
+
+
 def test_an_error_body_echoing_the_token_fails_the_run_without_the_token(sandbox: Any) -> None:  # noqa: F811
     sandbox.set_faults("errorbody:1@/sympla/events")
     instance = dg.DagsterInstance.ephemeral()
