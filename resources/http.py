@@ -24,7 +24,9 @@ a request is sent lives here, so the five clients fail, retry, pace and log the 
   any of the body is read.
 - Rate budget: `X-Rate-Limit-Remaining` / `-Reset` (Ticket Tailor) are read on every reply; once
   the remaining budget drops into a reserve, requests are spaced so the rest of the window's
-  budget lasts until it resets, i.e. a long sync slows down before it is throttled.
+  budget lasts until it resets, i.e. a long sync slows down before it is throttled. Optionally
+  (`<PROVIDER>_RATE_LIMIT=100/10s`) a configured sliding window caps the requests of every thread
+  sharing the core: at most N sends in any W seconds, with a small margin.
 - Secrets: the core is given the secret values so it can redact them, in every form an API may
   echo them (base64 in a Basic header, URL-encoded, the live OAuth token: `errors.secret_forms`,
   `Auth.secrets`), from any text it puts into an error or a log line; log lines carry provider,
@@ -50,6 +52,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,6 +109,23 @@ def max_page_bytes_from_env() -> int:
         raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be a positive number of bytes (e.g. 67108864 for 64 MiB), "
                          f"got {raw!r}")
     return value
+
+
+RATE_LIMIT_ENV = "{PROVIDER}_RATE_LIMIT"
+_RATE_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smh]?)\s*$")
+_RATE_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate_limit(text: str, name: str) -> tuple[int, float]:
+    """`100/10s` (also `100/10`, `50/1m`, `2000/1h`, `5/s`) -> (100, 10.0): N requests per W seconds.
+    A bad value is a ValueError naming the variable (`name`) it came from."""
+    m = _RATE_LIMIT.match(text or "")
+    count = int(m.group(1)) if m else 0
+    window = float(m.group(2) or 1) * _RATE_UNITS[m.group(3)] if m and (m.group(2) or m.group(3)) else 0.0
+    if count < 1 or window <= 0:
+        raise ValueError(f"{name} must be N requests per window, like 100/10s, 100/10 (seconds), 50/1m or "
+                         f"2000/1h, with N >= 1 and a window above 0; got {text!r}")
+    return count, window
 
 
 # Ids that go into URL paths: letters, digits and `_ - .`, as every provider's ids are. Anything
@@ -190,16 +210,27 @@ class _BadReply(_Retryable):
 # --- rate budget ----------------------------------------------------------------------------------
 
 class RateBudget:
-    """Paces requests from the provider's own rate-limit headers (Ticket Tailor: 2000/hour).
+    """Paces requests from the provider's own rate-limit headers (Ticket Tailor: 2000/hour), and
+    optionally within a configured limit of N requests per W seconds.
 
     Nothing is hard-coded: while `X-Rate-Limit-Remaining` is above the reserve the client runs
     flat out; inside the reserve it spaces requests by `seconds_left_in_window / remaining`, so the
     window's budget lasts until `X-Rate-Limit-Reset`; at zero it waits for the reset. A 429's
     Retry-After is recorded as "zero remaining until then" so that parallel callers wait too.
+
+    The configured limit (`set_limit`, from `<PROVIDER>_RATE_LIMIT`) is a sliding window kept on
+    our side, for APIs that throttle without telling (Cymbal, Cordial): the first N requests go at
+    once, then a request may go only `W + margin` after the one N places before it. Every thread
+    sharing the core books its send time under one lock, so together they never exceed the limit.
+    The margin (2% of W, at least 50 ms) absorbs the jitter between our send and the server's
+    arrival clock, so a server counting arrivals never sees N + 1 in a window. Hand-written rather
+    than `limits` / `pyrate-limiter`: it must book a future slot and return the wait (the core
+    sleeps through its injectable `sleep`, and the header pacing above shares the decision), which
+    is this deque and a few lines; those libraries answer "allowed now?" and would need polling.
     """
 
     def __init__(self, reserve_fraction: float = 0.1, min_reserve: int = 10,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, limit: tuple[int, float] | None = None) -> None:
         self.reserve_fraction = reserve_fraction
         self.min_reserve = min_reserve
         self._clock = clock
@@ -209,6 +240,22 @@ class RateBudget:
         self._reset_at: float | None = None
         self._blocked_until = 0.0
         self._pacing_logged = False
+        self._window: tuple[int, float, float] | None = None  # (N, W, margin)
+        self._booked: deque[float] = deque()  # send times of the last N requests, ascending
+        if limit is not None:
+            self.set_limit(*limit)
+
+    def set_limit(self, count: int, window: float) -> None:
+        """At most `count` requests in any `window` seconds (from now on, for every thread)."""
+        if count < 1 or window <= 0:
+            raise ValueError(f"a rate limit needs at least 1 request per a positive window, got {count}/{window}")
+        with self._lock:
+            self._window = (int(count), float(window), max(0.05, 0.02 * float(window)))
+            self._booked = deque(self._booked, maxlen=int(count))
+
+    @property
+    def configured_limit(self) -> tuple[int, float] | None:
+        return None if self._window is None else self._window[:2]
 
     @staticmethod
     def _int(headers: Mapping[str, str], name: str) -> int | None:
@@ -240,25 +287,43 @@ class RateBudget:
         """Seconds to wait before the next request; also books that request against the budget."""
         with self._lock:
             now = self._clock()
-            blocked = max(0.0, self._blocked_until - now)
-            if self._remaining is None or self._reset_at is None:
-                return blocked
-            left = self._reset_at - now
-            if left <= 0:  # the window has rolled over: the next reply tells us the new budget
-                self._remaining = self._reset_at = None
-                self._pacing_logged = False
-                return blocked
-            reserve = max(self.min_reserve, int((self._limit or 0) * self.reserve_fraction))
-            remaining = self._remaining
-            self._remaining = max(0, remaining - 1)  # so concurrent callers see the spend at once
-            if remaining <= 0:
-                return max(blocked, left)
-            if remaining > reserve:
-                return blocked
-            if not self._pacing_logged:
-                self._pacing_logged = True
-                logger.info("rate budget low (%d left, window resets in %.0fs): spacing requests", remaining, left)
-            return max(blocked, left / remaining)
+            wait = self._header_delay(now)
+            if self._window is not None:
+                wait = self._book(now, wait)
+            return wait
+
+    def _book(self, now: float, wait: float) -> float:
+        """Books the send at the first instant the configured window allows (and not before `wait`,
+        nor before a send booked earlier: bookings stay in order, so the deque stays sorted)."""
+        count, window, margin = self._window  # type: ignore[misc]
+        at = now + wait
+        if self._booked:
+            at = max(at, self._booked[-1])
+        if len(self._booked) == count:
+            at = max(at, self._booked[0] + window + margin)
+        self._booked.append(at)  # maxlen N: the oldest booking falls off
+        return at - now
+
+    def _header_delay(self, now: float) -> float:
+        blocked = max(0.0, self._blocked_until - now)
+        if self._remaining is None or self._reset_at is None:
+            return blocked
+        left = self._reset_at - now
+        if left <= 0:  # the window has rolled over: the next reply tells us the new budget
+            self._remaining = self._reset_at = None
+            self._pacing_logged = False
+            return blocked
+        reserve = max(self.min_reserve, int((self._limit or 0) * self.reserve_fraction))
+        remaining = self._remaining
+        self._remaining = max(0, remaining - 1)  # so concurrent callers see the spend at once
+        if remaining <= 0:
+            return max(blocked, left)
+        if remaining > reserve:
+            return blocked
+        if not self._pacing_logged:
+            self._pacing_logged = True
+            logger.info("rate budget low (%d left, window resets in %.0fs): spacing requests", remaining, left)
+        return max(blocked, left / remaining)
 
     @property
     def remaining(self) -> int | None:
@@ -776,6 +841,10 @@ class ProviderResource(dg.ConfigurableResource):
     max_page_bytes: int | None = Field(
         default=None, description=f"Largest reply body (one page) read, in bytes; past it the request fails. "
                                   f"Unset: {MAX_PAGE_BYTES_ENV}, else 64 MiB.")
+    rate_limit: str | None = Field(
+        default=None, description="Client-side cap on requests, N per window: `100/10s` (also `100/10`, `50/1m`, "
+                                  "`2000/1h`), shared by every thread using this resource; from "
+                                  "`<PROVIDER>_RATE_LIMIT`. Unset: only the API's own rate-limit headers pace it.")
 
     _core: HttpCore | None = PrivateAttr(default=None)
     _core_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -791,6 +860,11 @@ class ProviderResource(dg.ConfigurableResource):
         raise NotImplementedError
 
     # - shared -----------------------------------------------------------------------------------------
+
+    @classmethod
+    def rate_limit_var(cls) -> str:
+        """The environment variable `rate_limit` is read from: `CORDIAL_RATE_LIMIT`, ..."""
+        return RATE_LIMIT_ENV.format(PROVIDER=cls.provider_name.upper())
 
     def _policy(self) -> RetryPolicy:
         return RetryPolicy(backoff_base=self.backoff_base_seconds, backoff_max=self.backoff_max_seconds,
@@ -808,6 +882,8 @@ class ProviderResource(dg.ConfigurableResource):
                     if self.max_page_bytes <= 0:
                         raise ValueError(f"{self.provider_name}: max_page_bytes must be positive")
                     core.max_body_bytes = self.max_page_bytes
+                if self.rate_limit:
+                    core.budget.set_limit(*parse_rate_limit(self.rate_limit, self.rate_limit_var()))
                 self._core = core
             return self._core
 
@@ -837,8 +913,8 @@ def require_utc(value: datetime, name: str) -> datetime:
 
 
 __all__ = [
-    "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "Auth", "BasicUsernameAuth",
+    "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "RATE_LIMIT_ENV", "Auth", "BasicUsernameAuth",
     "ClientCredentialsAuth", "Expect", "HeaderAuth", "HttpCore", "ProviderError", "ProviderResource", "RateBudget",
-    "Reply", "RetryPolicy", "is_safe_path_segment", "max_page_bytes_from_env",
+    "Reply", "RetryPolicy", "is_safe_path_segment", "max_page_bytes_from_env", "parse_rate_limit",
     "parse_retry_after", "path_segment", "require_utc", "secret_value",
 ]

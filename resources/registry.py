@@ -22,6 +22,7 @@ import dagster as dg
 from resources.cordial import CordialResource
 from resources.cymbal import CymbalResource
 from resources.cymbio import CymbioResource
+from resources.http import parse_rate_limit
 from resources.sympla import SymplaResource
 from resources.tickettailor import TicketTailorResource
 
@@ -51,19 +52,32 @@ def _setting(name: str, default: str | None) -> str | None:
     return os.environ.get(name) or default
 
 
+def _rate_limit(name: str) -> str | None:
+    """`<PROVIDER>_RATE_LIMIT` (`100/10s`), checked now: a typo fails loading with a ValueError naming
+    the variable, rather than each run of that provider's assets."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return None
+    parse_rate_limit(value, name)
+    return value
+
+
 def build_resources() -> dict[str, Any]:
     return {
         "tickettailor": TicketTailorResource(
             api_key=_secret("TICKETTAILOR_API_KEY"),
             base_url=_setting("TICKETTAILOR_BASE_URL", "https://api.tickettailor.com"),
+            rate_limit=_rate_limit("TICKETTAILOR_RATE_LIMIT"),
         ),
         "sympla": SymplaResource(
             token=_secret("SYMPLA_TOKEN"),
             base_url=_setting("SYMPLA_BASE_URL", "https://api.sympla.com.br/public/v1.5.1"),
+            rate_limit=_rate_limit("SYMPLA_RATE_LIMIT"),
         ),
         "cymbal": CymbalResource(
             api_key=_secret("CYMBAL_API_KEY"),
             base_url=_setting("CYMBAL_BASE_URL", "https://api.cymbal.co"),
+            rate_limit=_rate_limit("CYMBAL_RATE_LIMIT"),
         ),
         "cymbio": CymbioResource(
             client_id=_secret("CYMBIO_CLIENT_ID"),
@@ -71,9 +85,11 @@ def build_resources() -> dict[str, Any]:
             retailer_id=_setting("CYMBIO_RETAILER_ID", None),
             base_url=_setting("CYMBIO_BASE_URL", "https://api.cym.bio"),
             scope=_setting("CYMBIO_SCOPE", "") or "",
+            rate_limit=_rate_limit("CYMBIO_RATE_LIMIT"),
         ),
         "cordial": CordialResource(
             api_key=_secret("CORDIAL_API_KEY"),
             base_url=_setting("CORDIAL_BASE_URL", None),
+            rate_limit=_rate_limit("CORDIAL_RATE_LIMIT"),
         ),
     }

@@ -67,3 +67,45 @@ def test_bad_key_and_invalid_payload_are_not_retried():
 
 def test_base_url_is_required():
     assert not CordialResource(api_key="k").configured()
+
+
+def test_threads_sharing_one_client_stay_within_a_configured_rate_limit():
+    """4 threads push 250 upserts through one resource limited to 50 per 2 s, against a sandbox
+    that enforces 50 per 2 s: no 429 at all, and it takes about the floor time, (250 - 50) / 25 = 8 s
+    (the first 50 go at once; the client keeps a 50 ms margin per window)."""
+    import threading
+    import time
+
+    requests, limit, window = 250, 50, 2.0
+    floor = (requests - limit) / (limit / window)
+    with start_sandbox(anchor=ANCHOR, rate_limits={"cordial": (limit, window)}) as sb:
+        res = CordialResource(api_key=sb.env["CORDIAL_API_KEY"], base_url=sb.env["CORDIAL_BASE_URL"],
+                              rate_limit="50/2s", timeout_seconds=10)
+        errors: list[BaseException] = []
+        queue = list(range(requests))
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    i = queue.pop()
+                try:
+                    res.upsert_order(order(i))
+                except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                    errors.append(exc)
+
+        with res.session():
+            threads = [threading.Thread(target=worker) for _ in range(4)]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            elapsed = time.monotonic() - started
+            sent = res._http().requests_sent
+        assert errors == []
+        assert sb.ctx.rate_limits.rejected == {} and sent == requests  # zero 429s, so no retries either
+        assert len(co_sandbox.stored(sb.ctx, "upsertOrder")) == requests
+        assert floor <= elapsed < floor * 1.2, elapsed

@@ -40,6 +40,7 @@ from resources.http import (
     RateBudget,
     RetryPolicy,
     is_safe_path_segment,
+    parse_rate_limit,
     parse_retry_after,
     path_segment,
     request_logger,
@@ -831,6 +832,94 @@ def test_path_segment_refuses_ids_that_could_rewrite_the_path(value):
     message = str(info.value)
     assert message.startswith("sympla: the event id ") and "cannot be used in a URL path" in message
     assert info.value.provider == "sympla" and info.value.code == "bad_id" and info.value.allow_retries is False
+
+
+# --- the configured rate limit ------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_first_n_at_once_then_n_per_window_plus_margin():
+    clock = Clock()
+    budget = RateBudget(clock=clock, limit=(3, 10.0))
+    delays = [budget.delay() for _ in range(7)]
+    # Margin: 2% of 10 s = 0.2 s (at least 50 ms).
+    assert delays == pytest.approx([0, 0, 0, 10.2, 10.2, 10.2, 20.4])
+    clock.now = 130.0  # long after: the window is free again
+    assert budget.delay() == 0
+
+
+def test_rate_limit_margin_is_at_least_50ms_and_combines_with_header_pacing():
+    clock = Clock()
+    budget = RateBudget(clock=clock, limit=(2, 1.0))
+    assert [budget.delay() for _ in range(3)] == pytest.approx([0, 0, 1.05])
+    budget.observe({}, 429, retry_after=7)  # the server's own Retry-After still blocks everyone
+    assert budget.delay() == pytest.approx(7.0)
+    # ... and that send is booked at its real time: the next may go one window after the one two back.
+    assert budget.delay() == pytest.approx(7.0)
+    assert budget.delay() == pytest.approx(8.05)
+
+
+def test_rate_limit_is_shared_by_threads_and_never_exceeded():
+    clock = Clock()
+    budget = RateBudget(clock=clock, limit=(50, 2.0))
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(100):
+            d = budget.delay()
+            with lock:
+                times.append(clock.now + d)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    times.sort()
+    assert len(times) == 800
+    # No 50 + 1 sends within any 2 s: send i and send i + 50 are at least a window apart.
+    assert all(times[i + 50] - times[i] >= 2.0 for i in range(len(times) - 50))
+    assert times[-1] - times[0] == pytest.approx((800 - 50) / 50 * 2.05)  # and no slower than that
+
+
+@pytest.mark.parametrize("text,expected", [("100/10s", (100, 10.0)), ("100/10", (100, 10.0)),
+                                           ("2000/1h", (2000, 3600.0)), ("50/1m", (50, 60.0)), (" 5 / s ", (5, 1.0)),
+                                           ("3/0.5", (3, 0.5))])
+def test_rate_limit_settings(text, expected):
+    assert parse_rate_limit(text, "CORDIAL_RATE_LIMIT") == expected
+
+
+@pytest.mark.parametrize("text", ["", "100", "100/", "0/10s", "100/0", "ten/10s", "100/10d", "-1/10"])
+def test_a_bad_rate_limit_names_the_variable(text):
+    with pytest.raises(ValueError, match="CORDIAL_RATE_LIMIT must be N requests per window"):
+        parse_rate_limit(text, "CORDIAL_RATE_LIMIT")
+
+
+def test_rate_limits_are_bound_from_the_environment(monkeypatch):
+    from resources.cordial import CordialResource
+    from resources.registry import build_resources
+
+    monkeypatch.setenv("CORDIAL_API_KEY", "k" * 8)
+    monkeypatch.setenv("CORDIAL_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CORDIAL_RATE_LIMIT", "50/2s")
+    monkeypatch.setenv("CYMBAL_RATE_LIMIT", "100/10")
+    resources = build_resources()
+    assert resources["cordial"].rate_limit == "50/2s" and resources["cymbal"].rate_limit == "100/10"
+    assert resources["sympla"].rate_limit is None
+    assert resources["cordial"]._http().budget.configured_limit == (50, 2.0)
+    resources["cordial"].close()
+    monkeypatch.setenv("CORDIAL_RATE_LIMIT", "lots")
+    with pytest.raises(ValueError, match="CORDIAL_RATE_LIMIT"):
+        build_resources()
+    with pytest.raises(ValueError, match="CORDIAL_RATE_LIMIT"):
+        CordialResource(api_key="k" * 8, base_url="http://127.0.0.1:9", rate_limit="often")._http()
 
 
 # --- per-request cost: the retry machinery and the per-request log line ---------------------------------
