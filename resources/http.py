@@ -25,8 +25,8 @@ a request is sent lives here, so the five clients fail, retry, pace and log the 
 - Rate budget: `X-Rate-Limit-Remaining` / `-Reset` (Ticket Tailor) are read on every reply; once
   the remaining budget drops into a reserve, requests are spaced so the rest of the window's
   budget lasts until it resets, i.e. a long sync slows down before it is throttled. Optionally
-  (`<PROVIDER>_RATE_LIMIT=100/10s`) a configured sliding window caps the requests of every thread
-  sharing the core: at most N sends in any W seconds, with a small margin.
+  (`<PROVIDER>_RATE_LIMIT=100/10s`) a configured token bucket caps the requests of every thread
+  sharing the core: N at once, then one every W/N seconds, with a 2% slack.
 - Secrets: the core is given the secret values so it can redact them, in every form an API may
   echo them (base64 in a Basic header, URL-encoded, the live OAuth token: `errors.secret_forms`,
   `Auth.secrets`), from any text it puts into an error or a log line; log lines carry provider,
@@ -52,7 +52,6 @@ import random
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,15 +217,18 @@ class RateBudget:
     window's budget lasts until `X-Rate-Limit-Reset`; at zero it waits for the reset. A 429's
     Retry-After is recorded as "zero remaining until then" so that parallel callers wait too.
 
-    The configured limit (`set_limit`, from `<PROVIDER>_RATE_LIMIT`) is a sliding window kept on
-    our side, for APIs that throttle without telling (Cymbal, Cordial): the first N requests go at
-    once, then a request may go only `W + margin` after the one N places before it. Every thread
-    sharing the core books its send time under one lock, so together they never exceed the limit.
-    The margin (2% of W, at least 50 ms) absorbs the jitter between our send and the server's
-    arrival clock, so a server counting arrivals never sees N + 1 in a window. Hand-written rather
-    than `limits` / `pyrate-limiter`: it must book a future slot and return the wait (the core
-    sleeps through its injectable `sleep`, and the header pacing above shares the decision), which
-    is this deque and a few lines; those libraries answer "allowed now?" and would need polling.
+    The configured limit (`set_limit`, from `<PROVIDER>_RATE_LIMIT`) is kept on our side, for APIs
+    that throttle without telling (Cymbal, Cordial). "N per W seconds" is read as a token bucket
+    (GCRA): N requests may go at once, then one every W/N seconds, which is what a "100 requests /
+    10 s" limit usually means and the fastest any such limit allows. Every thread sharing the core
+    books its send slot under one lock, so together they never exceed it. Each slot is spaced 2%
+    (at least 2 ms) wider than W/N: that slack absorbs the jitter between our send and the server's
+    arrival clock, so a server counting arrivals never finds the bucket empty. A stricter server
+    (a sliding window) still answers 429 now and then, and its Retry-After is honoured. Hand-written
+    rather than `limits` / `pyrate-limiter`: it must book a future slot and return the wait (the
+    core sleeps through its injectable `sleep`, and the header pacing above shares the decision),
+    which is one timestamp and a few lines; those libraries answer "allowed now?" and would need
+    polling.
     """
 
     def __init__(self, reserve_fraction: float = 0.1, min_reserve: int = 10,
@@ -240,8 +242,8 @@ class RateBudget:
         self._reset_at: float | None = None
         self._blocked_until = 0.0
         self._pacing_logged = False
-        self._window: tuple[int, float, float] | None = None  # (N, W, margin)
-        self._booked: deque[float] = deque()  # send times of the last N requests, ascending
+        self._window: tuple[int, float, float] | None = None  # (N, W, spacing of one request)
+        self._tat = 0.0  # GCRA "theoretical arrival time": when the bucket would be full again
         if limit is not None:
             self.set_limit(*limit)
 
@@ -250,8 +252,8 @@ class RateBudget:
         if count < 1 or window <= 0:
             raise ValueError(f"a rate limit needs at least 1 request per a positive window, got {count}/{window}")
         with self._lock:
-            self._window = (int(count), float(window), max(0.05, 0.02 * float(window)))
-            self._booked = deque(self._booked, maxlen=int(count))
+            interval = float(window) / int(count)
+            self._window = (int(count), float(window), interval + max(0.002, 0.02 * interval))
 
     @property
     def configured_limit(self) -> tuple[int, float] | None:
@@ -293,15 +295,11 @@ class RateBudget:
             return wait
 
     def _book(self, now: float, wait: float) -> float:
-        """Books the send at the first instant the configured window allows (and not before `wait`,
-        nor before a send booked earlier: bookings stay in order, so the deque stays sorted)."""
-        count, window, margin = self._window  # type: ignore[misc]
-        at = now + wait
-        if self._booked:
-            at = max(at, self._booked[-1])
-        if len(self._booked) == count:
-            at = max(at, self._booked[0] + window + margin)
-        self._booked.append(at)  # maxlen N: the oldest booking falls off
+        """Books the send at the first instant the bucket allows (and not before `wait`)."""
+        count, _window, spacing = self._window  # type: ignore[misc]
+        tolerance = (count - 1) * spacing  # a full bucket: N sends at once
+        at = max(now + wait, self._tat - tolerance)
+        self._tat = max(self._tat, at) + spacing
         return at - now
 
     def _header_delay(self, now: float) -> float:

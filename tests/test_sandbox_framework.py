@@ -218,20 +218,22 @@ class FakeClock:
         return self.now
 
 
-def test_rate_limit_window_slides_and_says_when_a_slot_frees():
+def test_rate_limit_is_a_token_bucket_and_says_when_a_request_would_be_taken():
     clock = FakeClock()
-    limits = RateLimits({"cordial": (3, 10.0)}, clock=clock)
+    limits = RateLimits({"cordial": (3, 10.0)}, clock=clock)  # 3 at once, then one per 3.33 s
     for t in (0.0, 1.0, 2.0):
         clock.now = 1000 + t
         assert limits.admit("cordial") is None
     clock.now = 1003.0
-    assert limits.admit("cordial") == 7  # the first request leaves the window at t=10
-    clock.now = 1009.2
-    assert limits.admit("cordial") == 1  # 0.8 s rounds up to 1
-    clock.now = 1010.0
-    assert limits.admit("cordial") is None  # t=0 has left; t=1, 2, 10 are in
-    clock.now = 1010.5
-    assert limits.admit("cordial") == 1  # sliding, not a fixed window: t=1 leaves at 11
+    assert limits.admit("cordial") == 1  # the bucket has a request again at t=3.33: 0.33 s rounds up to 1
+    clock.now = 1003.4
+    assert limits.admit("cordial") is None
+    clock.now = 1004.0
+    assert limits.admit("cordial") == 3  # the next one at t=6.67
+    clock.now = 1006.7
+    assert limits.admit("cordial") is None
+    clock.now = 1040.0
+    assert [limits.admit("cordial") for _ in range(4)] == [None, None, None, 4]  # full again: 3 at once
     assert limits.rejected == {"cordial": 3}
     assert limits.admit("sympla") is None  # not limited
 
@@ -251,7 +253,7 @@ def test_a_rate_limited_request_is_a_429_with_retry_after_and_is_not_processed()
         assert [_upsert(c, sb.base_url, i).status_code for i in range(3)] == [202] * 3
         limited = _upsert(c, sb.base_url, 3)
         assert limited.status_code == 429
-        assert limited.headers["Retry-After"] in ("2", "3")  # whole seconds, rounded up
+        assert limited.headers["Retry-After"] == "1"  # 0.83 s until the bucket takes one, rounded up
         assert "Too Many Requests" in limited.json()["error"]  # Cordial's own error style
         assert set(co_sandbox.stored(sb.ctx, "upsertContact")) == {f"fan{i}@example.com" for i in range(3)}
         assert len(sb.ctx.recorder.items("cordial")) == 3  # the 429'd push was not recorded
@@ -259,8 +261,8 @@ def test_a_rate_limited_request_is_a_429_with_retry_after_and_is_not_processed()
         assert c.get(sb.base_url + PATH, auth=KEY).status_code == 200
         stats = _stats(sb)
         assert stats["rate_limited"] == {"cordial": 1} and stats["requests"]["cordial"] == 4
-        time.sleep(2.6)
-        assert _upsert(c, sb.base_url, 4).status_code == 202  # the window has moved on
+        time.sleep(0.9)
+        assert _upsert(c, sb.base_url, 4).status_code == 202  # the bucket has refilled by one
 
 
 @pytest.mark.parametrize("provider,call,shape", [

@@ -38,6 +38,7 @@ MARQUEE_EVENT_IMAGE_URL (image for events whose provider has none).
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -298,8 +299,11 @@ def _chain(steps: list[tuple[Destination, Callable[[], SyncOutcome]]],
            results: dict[str, SyncOutcome | BaseException]) -> None:
     """One destination's pushes, in order (Cymbal orders name events sent just before them)."""
     for dest, step in steps:
+        started = time.monotonic()
         try:
-            results[dest.asset] = step()
+            outcome = step()
+            outcome.extra_metadata["seconds"] = round(time.monotonic() - started, 2)
+            results[dest.asset] = outcome
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread, which raises
             results[dest.asset] = exc
 
@@ -403,7 +407,8 @@ def reverse_sync(context: dg.AssetExecutionContext, config: SyncConfig) -> Itera
 
 def _log(context: dg.AssetExecutionContext, out: SyncOutcome) -> None:
     context.log.info(f"{out.destination}: {out.sent} sent, {out.unchanged} unchanged, {out.failed} failed, "
-                     f"{len(out.skipped_ids)} skipped, {out.requests} request(s)")
+                     f"{len(out.skipped_ids)} skipped, {out.requests} request(s) in "
+                     f"{out.extra_metadata.get('seconds', 0):.1f}s")
     if out.skipped_ids:
         context.log.warning(f"{out.destination}: {len(out.skipped_ids)} record(s) cannot be sent and were not: "
                             f"{shown(out.skipped_ids)}")

@@ -28,8 +28,8 @@ Reasons in the log are an HTTP status and an error code, never API text (it may 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,37 @@ class _Counter:
     def add(self, n: int = 1) -> None:
         with self._lock:
             self.value += n
+
+
+class _RefusalStreak:
+    """Single-record endpoints: SYSTEMATIC_AFTER refusals before any success is the payload's shape,
+    not one record. Shared by the worker threads."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._succeeded = False
+
+    def observe(self, entries: list[Entry], destination: str) -> DestinationStopped | None:
+        if not self.active or not entries:
+            return None
+        with self._lock:
+            if entries[0][2] == SENT:
+                self._succeeded = True
+                return None
+            if self._succeeded:
+                return None
+            self._refused += 1
+            if self._refused != SYSTEMATIC_AFTER:
+                return None
+        code = entries[0][3] or "refused"
+        stop = DestinationStopped(
+            f"{destination}: stopped. The first {SYSTEMATIC_AFTER} records were all refused ({code}), so the "
+            "payload shape itself is wrong (a marquee or API change), not one record. Nothing more was sent to it "
+            "in this run.", ProviderRequestError(code, provider=destination))
+        stop.code = code
+        return stop
 
 
 class _NotAttempted(Exception):
@@ -288,47 +319,53 @@ def sync_records(
 
     requests = _Counter()
     stopping = threading.Event()  # set by whichever thread meets a stop-worthy failure first
-    stop: DestinationStopped | None = None
-    refused_in_a_row = 0
+    stops: list[DestinationStopped] = []
     not_attempted: list[Record] = []
+    finished: deque[list[Entry]] = deque()  # entries of finished units, drained by the caller's thread
     units = _units(pending, batch, per_record)
-    in_flight: dict[Future[list[Entry]], list[Record]] = {}
-    workers = max(1, concurrency)
+    take = threading.Lock()
+    streak = _RefusalStreak(per_record)
+
+    # Workers pull units themselves and leave their entries in a deque: no future, queue or
+    # condition per request, which at thousands of requests a second is most of the CPU left.
+    def work() -> None:
+        while not stopping.is_set():
+            with take:
+                unit = next(units, None)
+            if unit is None:
+                return
+            try:
+                entries = _attempt(destination, unit, send, base_url_var, requests, stopping)
+            except _NotAttempted:
+                not_attempted.extend(unit)
+                continue
+            except DestinationStopped as exc:
+                stops.append(exc)
+                entries = [(r.rid, r.digest, FAILED, exc.code) for r in unit]
+            finished.append(entries)
+            refusal = streak.observe(entries, destination)
+            if refusal is not None:
+                stops.append(refusal)
+                stopping.set()
+
+    def drain() -> None:
+        while finished:
+            record(finished.popleft())
+
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{destination}") as pool:
-            while True:
-                while not stopping.is_set() and len(in_flight) < 2 * workers:
-                    unit = next(units, None)
-                    if unit is None:
-                        break
-                    future = pool.submit(_attempt, destination, unit, send, base_url_var, requests, stopping)
-                    in_flight[future] = unit
-                if not in_flight:
-                    break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    unit = in_flight.pop(future)
-                    try:
-                        entries = future.result()
-                    except _NotAttempted:
-                        not_attempted += unit
-                        continue
-                    except DestinationStopped as exc:
-                        stop = stop or exc
-                        record([(r.rid, r.digest, FAILED, exc.code) for r in unit])
-                        continue
-                    record(entries)
-                    if per_record and not stopping.is_set():
-                        refused = entries[0][2] == FAILED
-                        refused_in_a_row = refused_in_a_row + 1 if refused and out.sent == 0 else 0
-                        if refused_in_a_row >= SYSTEMATIC_AFTER:
-                            stopping.set()
-                            stop = DestinationStopped(
-                                f"{destination}: stopped. The first {SYSTEMATIC_AFTER} records were all refused "
-                                f"({entries[0][3]}), so the payload shape itself is wrong (a marquee or API change), "
-                                "not one record. Nothing more was sent to it in this run.",
-                                ProviderRequestError(str(entries[0][3]), provider=destination))
-                            stop.code = entries[0][3] or stop.code
+        if concurrency <= 1:
+            work()  # inline: nothing to hand over between threads
+        else:
+            threads = [threading.Thread(target=work, name=f"sync-{destination}-{i}", daemon=True)
+                       for i in range(concurrency)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.05)
+                    drain()
+        drain()
+        stop = stops[0] if stops else None
         if stop is not None:
             not_attempted += [r for unit in units for r in unit]
             out.not_attempted = len(not_attempted)

@@ -3,20 +3,21 @@
 `start_sandbox(rate_limits={"cordial": (100, 10.0)})`, `marquee sandbox --rate-limit cordial=100/10`,
 `Sandbox.set_rate_limits(...)` or `PUT /_sandbox/rate_limits?spec=cordial=100/10` on a running one.
 
-Semantics: a sliding window per provider. At most N requests of that provider are accepted in any
-trailing W seconds; a request beyond that gets `429 Too Many Requests` with `Retry-After` (whole
-seconds, rounded up, at least 1) and the provider's own error body, and is not processed: nothing
-is recorded, no fault or handler runs. Requests a fault strikes after acceptance (a 5xx, a reset)
-were accepted, so they count. 429s are counted per provider (`GET /_sandbox/stats`, key
-`rate_limited`).
+Semantics: "N requests per W seconds" is a token bucket per provider (GCRA, the usual reading of
+such a limit): a bucket of N requests that refills at N/W per second. N requests may arrive at once;
+after that, one every W/N seconds on average. A request the bucket cannot take gets
+`429 Too Many Requests` with `Retry-After` (whole seconds, rounded up, at least 1) and the provider's
+own error body, and is not processed: nothing is recorded, no fault or handler runs. Requests a
+fault strikes after acceptance (a 5xx, a reset) were accepted, so they count. 429s are counted per
+provider (`GET /_sandbox/stats`, key `rate_limited`).
 
 This is on top of, and independent from, Ticket Tailor's documented hourly budget with its
 `X-Rate-Limit-*` headers (pipelines/sandbox/tickettailor.py), which stays as it is.
 
 Hand-written rather than a library (`limits`, `pyrate-limiter`): the sandbox must say *how long*
-until a slot frees (for Retry-After) and count exactly what a server counts (arrivals it accepted),
-which is a deque of timestamps and a dozen lines; a library would add a dependency to the sandbox
-for less control.
+until a request would be taken (for Retry-After) and count exactly what a server counts (arrivals
+it accepted), which is one "theoretical arrival time" per provider and a few lines; a library would
+add a dependency to the sandbox for less control.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import math
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smh]?)\s*$")
@@ -70,23 +70,23 @@ def format_limits(limits: Mapping[str, tuple[int, float]]) -> str:
 
 
 class RateLimits:
-    """The sliding windows of every limited provider, and how many requests each turned away."""
+    """The token buckets of every limited provider, and how many requests each turned away."""
 
     def __init__(self, limits: Mapping[str, tuple[int, float]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._limits: dict[str, tuple[int, float]] = {}
-        self._accepted: dict[str, deque[float]] = {}
+        self._tat: dict[str, float] = {}  # GCRA "theoretical arrival time" of the next request
         self.rejected: dict[str, int] = {}
         self.set(limits or {})
 
     def set(self, limits: Mapping[str, tuple[int, float]]) -> None:
-        """Replace every limit (a provider left out is no longer limited); the windows start empty."""
+        """Replace every limit (a provider left out is no longer limited); the buckets start full."""
         checked = check_limits(limits)
         with self._lock:
             self._limits = checked
-            self._accepted = {p: deque() for p in checked}
+            self._tat = {}
 
     @property
     def limits(self) -> dict[str, tuple[int, float]]:
@@ -103,14 +103,13 @@ class RateLimits:
         if limit is None:
             return None
         count, window = limit
+        interval = window / count  # one request's share of the window
+        tolerance = window - interval  # so a full bucket takes N at once
         with self._lock:
-            accepted = self._accepted.setdefault(provider, deque())
             now = self._clock()
-            while accepted and accepted[0] <= now - window:
-                accepted.popleft()
-            if len(accepted) < count:
-                accepted.append(now)
-                return None
-            self.rejected[provider] = self.rejected.get(provider, 0) + 1
-            # The oldest accepted request leaves the window at accepted[0] + window.
-            return max(1, math.ceil(accepted[0] + window - now))
+            tat = max(self._tat.get(provider, now), now)
+            if now < tat - tolerance - 1e-9:
+                self.rejected[provider] = self.rejected.get(provider, 0) + 1
+                return max(1, math.ceil(tat - tolerance - now))
+            self._tat[provider] = tat + interval
+            return None
