@@ -205,7 +205,11 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
                "MARQUEE_POOL_WAIT_SECONDS": "120"}
         env.pop(PAUSE_ENV, None)
         typical = 15.0  # refined from the first natural end
-        for i in range(kills):
+        # `kills` counts rounds that really were killed: a round whose run ended before its moment
+        # came does not count, so a long session cannot report 100 kills after 70.
+        killed, i = 0, -1
+        while killed < kills and i + 1 < max(kills * 3, kills + 10):
+            i += 1
             mode, step = plan[i % len(plan)] if plan else MODES[rng.randrange(len(MODES))]
             round_env = dict(env)
             reached_file = None
@@ -235,12 +239,13 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
             natural_end = proc.poll()
             _kill_group(proc)
             exit_code = None if natural_end is None else natural_end
+            killed += natural_end is None
             if natural_end is not None and natural_end == 0:
                 typical = max(typical * 0.5, killed_after)
             if time.monotonic() - t0 >= max_round_seconds:
                 report.problems.append(f"round {i}: the run neither ended nor reached {mode} in {max_round_seconds}s")
             report.rounds.append(Round(mode, step, killed_after, reached, exit_code))
-            log(f"round {i + 1}/{kills}: {mode}{f' ({step}@{nth})' if step else ''} "
+            log(f"round {i + 1} (kill {killed}/{kills}): {mode}{f' ({step}@{nth})' if step else ''} "
                 f"{'killed' if natural_end is None else f'ended itself ({natural_end})'} after {killed_after:.1f}s")
             missing = acknowledged_at_vendor(sandbox, initially_acked) - returns_in_lake(data_dir)
             if missing:
@@ -279,7 +284,7 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--kills", type=int, default=100, help="rounds that must end in a SIGKILL")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--days", type=int, default=2, help="days in each run's range")
     parser.add_argument("--workdir", default=None, help="default: a fresh temp directory")

@@ -44,7 +44,9 @@ MAX_DATE_TAG = "marquee/max_date"
 TRIGGERED_BY_TAG = "marquee/triggered_by"
 
 RAW_GROUPS = ("tickettailor", "sympla", "cymbal", "cymbio")
-DBT_GROUPS = ("staging", "intermediate", "marts")
+# Every dbt asset: the reference seed (currencies) the staging models convert money with, and the
+# sync models the reverse sync reads, are built with the marts, never left behind.
+DBT_GROUPS = ("reference", "staging", "intermediate", "marts", "sync")
 SYNC_GROUP = "reverse_sync"
 
 # Lookbacks, in days before "yesterday" (DESIGN.md, Orchestration).
@@ -101,7 +103,8 @@ cymbio_returns_job = dg.define_asset_job(
 )
 marts_job = dg.define_asset_job(
     "marts_job", selection=MARTS_SELECTION, op_retry_policy=dg.RetryPolicy(max_retries=1, delay=60),
-    description="dbt: staging -> intermediate -> marts, for the window in the marquee/min_date tags.",
+    description="dbt: staging -> intermediate -> marts and the sync models, for the window in the "
+                "marquee/min_date tags.",
 )
 reverse_sync_job = dg.define_asset_job(
     "reverse_sync_job", selection=SYNC_SELECTION,

@@ -82,6 +82,11 @@ from resources.jsonbody import cut_short, tolerant_loads
 logger = dg.get_dagster_logger("marquee.http")
 # One line per request: a plain logger, so it is not captured into Dagster's event log (see above).
 request_logger = logging.getLogger("marquee.http.requests")
+# httpx logs every request line at INFO and httpcore every header it sends and receives at DEBUG:
+# a Location, a query string or an echoed header may carry a credential, and those lines bypass our
+# redaction. Our own lines (above) say what an operator needs; theirs stay quiet below WARNING.
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 USER_AGENT = "marquee/0.1"
 
@@ -219,8 +224,9 @@ class RateBudget:
 
     The configured limit (`set_limit`, from `<PROVIDER>_RATE_LIMIT`) is kept on our side, for APIs
     that throttle without telling (Cymbal, Cordial). "N per W seconds" is read as a token bucket
-    (GCRA): N requests may go at once, then one every W/N seconds, which is what a "100 requests /
-    10 s" limit usually means and the fastest any such limit allows. Every thread sharing the core
+    (GCRA): N requests may go at once (less a 2% reserve for our own send lag), then one every W/N
+    seconds, which is what a "100 requests / 10 s" limit usually means and the fastest any such
+    limit allows. Every thread sharing the core
     books its send slot under one lock, so together they never exceed it. Each slot is spaced 2%
     (at least 2 ms) wider than W/N: that slack absorbs the jitter between our send and the server's
     arrival clock, so a server counting arrivals never finds the bucket empty. A stricter server
@@ -295,9 +301,14 @@ class RateBudget:
             return wait
 
     def _book(self, now: float, wait: float) -> float:
-        """Books the send at the first instant the bucket allows (and not before `wait`)."""
+        """Books the send at the first instant the bucket allows (and not before `wait`).
+
+        The first burst keeps 2% of N (at least 1) in reserve: our sends leave a little after their
+        booked instant (threads, the GIL), and the server's bucket starts from the first ARRIVAL, so a
+        full burst would leave no room for that lag; the reserve is it."""
         count, _window, spacing = self._window  # type: ignore[misc]
-        tolerance = (count - 1) * spacing  # a full bucket: N sends at once
+        reserve = min(count - 1, max(1, count // 50))
+        tolerance = (count - 1 - reserve) * spacing
         at = max(now + wait, self._tat - tolerance)
         self._tat = max(self._tat, at) + spacing
         return at - now

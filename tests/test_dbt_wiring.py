@@ -79,9 +79,12 @@ def test_dbt_vars_and_args():
         dbt_vars("yesterday")
     with pytest.raises(ValueError, match="exclusive"):
         dbt_vars("2026-03-08", "2026-03-08")
-    assert build_args({}) == ["build"]
+    # Production builds never run dbt's unit tests (CI does: tests/test_dbt_unit.py).
+    assert build_args({}) == ["build", "--exclude-resource-type", "unit_test"]
     assert build_args({"min_date": "2026-03-01"}, full_refresh=True) == [
         "build",
+        "--exclude-resource-type",
+        "unit_test",
         "--vars",
         '{"min_date": "2026-03-01"}',
         "--full-refresh",
