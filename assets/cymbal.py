@@ -1,8 +1,8 @@
 """Cymbal raw landing: campaign analytics, a daily snapshot."""
 
-from __future__ import annotations
-
-from collections.abc import Callable
+# No `from __future__ import annotations`: Dagster reads the types of an asset's parameters (its
+# context, its resources) from the real annotations.
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,33 +10,25 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from assets.landing import (
-    EntityResult,
-    column_schema,
-    entity_checks,
-    kinds,
-    land_snapshot,
-    materialize_result,
-    provider_configured,
-    req,
-    to_id,
-    to_int,
-    to_money_minor,
-    to_str,
-    ts_text,
-    window_days,
-)
-from pipelines.partitions import daily_partitions
-from resources.warehouse import EntitySpec, publish_catalog, register_entity
+from assets.landing.checks import entity_checks
+from assets.landing.convert import req, to_id, to_int, to_money_minor, to_str, ts_text
+from assets.landing.lander import EntityResult
+from assets.landing.materialize import column_schema, kinds, materialize_result, provider_configured, window_days
+from assets.landing.snapshot import land_snapshot
+from resources.cymbal import CymbalResource
+from resources.entity import EntitySpec
+from resources.partitions import daily_partitions
+from resources.provider import Provider
+from resources.warehouse import WarehouseResource
 
-PROVIDER = "cymbal"
+NAME = "cymbal"
 
 TS = pa.timestamp("us", tz="UTC")
 STR = pa.string()
 I64 = pa.int64()
 
-CAMPAIGN_ANALYTICS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="campaign_analytics", snapshot=True, primary_key=("id",),
+CAMPAIGN_ANALYTICS = EntitySpec(
+    provider=NAME, entity="campaign_analytics", snapshot=True, primary_key=("id",),
     money_minor_columns=("attributed_revenue",),
     description="GET /v1/partners/campaigns/analytics: every campaign's counters as observed on the day "
                 "the snapshot was taken (UTC), landed under that day; past days keep their own snapshot. "
@@ -54,7 +46,7 @@ CAMPAIGN_ANALYTICS = register_entity(EntitySpec(
         ("attributed_revenue", I64),
         ("currency_code", STR),
     ]),
-))
+)
 
 
 def convert_campaign(rec: dict[str, Any]) -> dict[str, Any]:
@@ -84,11 +76,12 @@ def land_campaign_analytics(client: Any, days: list[date], root: Path | str | No
 
 
 @dg.asset(
-    name=CAMPAIGN_ANALYTICS.name, group_name=PROVIDER, kinds=kinds(PROVIDER), partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"cymbal"}, output_required=False,
+    name=CAMPAIGN_ANALYTICS.name, group_name=NAME, kinds=kinds(NAME), partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(), output_required=False,
     metadata={"dagster/column_schema": column_schema(CAMPAIGN_ANALYTICS), "primary_key": "id"},
 )
-def cymbal_campaign_analytics(context):
+def cymbal_campaign_analytics(context: dg.AssetExecutionContext, cymbal: CymbalResource,
+                              warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Cymbal campaign analytics: the counters of every campaign as of the run, a daily snapshot
     (the marts use each campaign's latest one). A snapshot is an observation of *now*.
 
@@ -98,12 +91,19 @@ def cymbal_campaign_analytics(context):
     day is never overwritten with today's counters, and a day without one gets no file (one log
     line says which and why). Metadata: `snapshot_written_to`, `snapshot_kept_days`; the row count
     is the rows written by this run."""
-    client = context.resources.cymbal
-    if not provider_configured(context, PROVIDER, client, "campaign analytics"):
+    if not provider_configured(context, cymbal, "campaign analytics"):
         return
-    result = land_campaign_analytics(client, window_days(context), log=context.log.info)
-    publish_catalog()
+    result = land_campaign_analytics(cymbal, window_days(context), log=context.log.info)
+    warehouse.publish((CAMPAIGN_ANALYTICS,))
     yield materialize_result(result)
 
 
-defs = dg.Definitions(assets=[cymbal_campaign_analytics], asset_checks=entity_checks(CAMPAIGN_ANALYTICS))
+PROVIDER = Provider(
+    name=NAME,
+    resource=CymbalResource,
+    entities=(CAMPAIGN_ANALYTICS,),
+    assets=(cymbal_campaign_analytics,),
+    checks=tuple(entity_checks(CAMPAIGN_ANALYTICS)),
+    roles={"snapshot": (CAMPAIGN_ANALYTICS.name,)},
+    watched=(CAMPAIGN_ANALYTICS.name,),
+)

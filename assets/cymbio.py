@@ -1,9 +1,9 @@
 """Cymbio raw landing: catalog variants (snapshot), returns (by pull day, land-then-acknowledge)
 with their lines as their own entity, and the order-line statuses of the returned orders."""
 
-from __future__ import annotations
-
-from collections.abc import Callable
+# No `from __future__ import annotations`: Dagster reads the types of an asset's parameters (its
+# context, its resources) from the real annotations.
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -12,18 +12,10 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from assets.landing import (
-    EntityLander,
-    EntityResult,
+from assets.landing.checks import entity_checks
+from assets.landing.convert import (
     RecordError,
-    asset_spec,
-    column_schema,
-    entity_checks,
-    kinds,
-    land_snapshot,
-    materialize_result,
     opt,
-    provider_configured,
     req,
     to_bool,
     to_int,
@@ -32,21 +24,34 @@ from assets.landing import (
     to_str,
     to_str_list,
     ts_text,
+)
+from assets.landing.lander import EntityLander, EntityResult
+from assets.landing.materialize import (
+    asset_spec,
+    column_schema,
+    kinds,
+    materialize_result,
+    provider_configured,
     window_days,
 )
-from pipelines.partitions import daily_partitions
+from assets.landing.snapshot import land_snapshot
 from resources import lake
+from resources.cymbio import CymbioResource
+from resources.entity import EntitySpec
 from resources.errors import ProviderError
-from resources.warehouse import EntitySpec, publish_catalog, register_entity
+from resources.names import CYMBIO_RETURNS_POOL
+from resources.partitions import daily_partitions
+from resources.provider import Provider
+from resources.warehouse import WarehouseResource
 
-PROVIDER = "cymbio"
+NAME = "cymbio"
 
 TS = pa.timestamp("us", tz="UTC")
 STR = pa.string()
 I64 = pa.int64()
 
-VARIANTS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="variants", snapshot=True, primary_key=("id",),
+VARIANTS = EntitySpec(
+    provider=NAME, entity="variants", snapshot=True, primary_key=("id",),
     money_minor_columns=("retail_price", "special_sale_price"),
     description="GET /v3/retailers/{id}/variants: the catalog when the snapshot was taken, landed under "
                 "the day it was taken (UTC); past days keep their own snapshot. "
@@ -71,10 +76,10 @@ VARIANTS = register_entity(EntitySpec(
         ("options", pa.map_(STR, STR)),
         ("images", pa.list_(STR)),
     ]),
-))
+)
 
-RETURNS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="returns", primary_key=("return_id",),
+RETURNS = EntitySpec(
+    provider=NAME, entity="returns", primary_key=("return_id",),
     description="GET .../returns?filter={\"status\":\"not_acknowledged\"}, landed under the day they "
                 "were pulled, then acknowledged. Unique by return_id across all partitions.",
     columns=pa.schema([
@@ -90,10 +95,10 @@ RETURNS = register_entity(EntitySpec(
         ("updated_at", TS),
         ("line_count", I64),
     ]),
-))
+)
 
-RETURN_LINES = register_entity(EntitySpec(
-    provider=PROVIDER, entity="return_lines", primary_key=("return_id", "line_number"),
+RETURN_LINES = EntitySpec(
+    provider=NAME, entity="return_lines", primary_key=("return_id", "line_number"),
     description="returns[].returnLines, landed with their return.",
     columns=pa.schema([
         pa.field("return_id", I64, nullable=False),
@@ -103,12 +108,12 @@ RETURN_LINES = register_entity(EntitySpec(
         ("ordered_quantity", I64),
         ("returned_quantity", I64),
     ]),
-))
+)
 
 SHIPMENTS = pa.list_(pa.struct([("quantity", I64), ("tracking_number", STR), ("shipping_carrier", STR)]))
 
-ORDER_LINE_STATUSES = register_entity(EntitySpec(
-    provider=PROVIDER, entity="order_line_statuses", primary_key=("cymbio_order_id", "line_number"),
+ORDER_LINE_STATUSES = EntitySpec(
+    provider=NAME, entity="order_line_statuses", primary_key=("cymbio_order_id", "line_number"),
     description="GET .../orders/order-line?cymbio_order_id= for every order referenced by the returns "
                 "landed in the same partition: that day's status of each line.",
     columns=pa.schema([
@@ -130,7 +135,7 @@ ORDER_LINE_STATUSES = register_entity(EntitySpec(
         ("rejected_quantity", I64),
         ("shipments", SHIPMENTS),
     ]),
-))
+)
 
 
 # --- record -> row --------------------------------------------------------------------------------
@@ -243,7 +248,7 @@ def convert_order_line(item: tuple[dict[str, Any], int, dict[str, Any]]) -> dict
 # --- landing --------------------------------------------------------------------------------------
 
 
-def land_variants(client: Any, days: list[date], root: Path | str | None = None,
+def land_variants(client: CymbioResource, days: list[date], root: Path | str | None = None,
                   loaded_at: datetime | None = None, today: date | None = None,
                   log: Callable[[str], None] | None = None) -> EntityResult:
     """The catalog as it is now, written under at most one day of the window (today, or the last
@@ -269,10 +274,10 @@ def _return_id(rec: Any) -> int | None:
         return None
 
 
-RETURNS_LOCK = "cymbio_returns"  # the lake lock; also the Dagster pool of the returns asset
+RETURNS_LOCK = CYMBIO_RETURNS_POOL  # the lake lock; also the Dagster pool of the returns asset
 
 
-def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_at: datetime | None = None,
+def land_returns(client: CymbioResource, day: date, root: Path | str | None = None, loaded_at: datetime | None = None,
                  log: Callable[[str], None] | None = None) -> ReturnsOutcome:
     """Land the not-acknowledged returns under `day`, then acknowledge them.
 
@@ -300,7 +305,7 @@ def land_returns(client: Any, day: date, root: Path | str | None = None, loaded_
         return _land_returns_locked(client, day, root, loaded_at, log)
 
 
-def _land_returns_locked(client: Any, day: date, root: Path | str | None, loaded_at: datetime,
+def _land_returns_locked(client: CymbioResource, day: date, root: Path | str | None, loaded_at: datetime,
                          log: Callable[[str], None] | None) -> ReturnsOutcome:
     landed = {int(v) for v in lake.iter_column(RETURNS, "return_id", root) if v is not None}
     landed_lines = {int(v) for v in lake.iter_column(RETURN_LINES, "return_id", root) if v is not None}
@@ -359,7 +364,7 @@ def _land_returns_locked(client: Any, day: date, root: Path | str | None, loaded
     return outcome
 
 
-def land_order_line_statuses(client: Any, days: list[date], root: Path | str | None = None,
+def land_order_line_statuses(client: CymbioResource, days: list[date], root: Path | str | None = None,
                              loaded_at: datetime | None = None) -> EntityResult:
     """Order-line statuses of the orders referenced by the returns landed on each day."""
     with EntityLander(ORDER_LINE_STATUSES, days, loaded_at, root) as lander:
@@ -386,11 +391,12 @@ def land_order_line_statuses(client: Any, days: list[date], root: Path | str | N
 
 
 @dg.asset(
-    name=VARIANTS.name, group_name=PROVIDER, kinds=kinds(PROVIDER), partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(), required_resource_keys={"cymbio"}, output_required=False,
+    name=VARIANTS.name, group_name=NAME, kinds=kinds(NAME), partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(), output_required=False,
     metadata={"dagster/column_schema": column_schema(VARIANTS), "primary_key": "id"},
 )
-def cymbio_variants(context):
+def cymbio_variants(context: dg.AssetExecutionContext, cymbio: CymbioResource,
+        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Cymbio catalog variants approved for this retailer: a snapshot, an observation of *now*.
 
     Written under today's partition (UTC) when today is in the window. A window of past days
@@ -399,11 +405,10 @@ def cymbio_variants(context):
     taken on its own day is never overwritten with today's, and a day without one gets no file (one
     log line says which and why). Metadata: `snapshot_written_to`, `snapshot_kept_days`; the row
     count is the rows written by this run."""
-    client = context.resources.cymbio
-    if not provider_configured(context, PROVIDER, client, "variants"):
+    if not provider_configured(context, cymbio, "variants"):
         return
-    result = land_variants(client, window_days(context), log=context.log.info)
-    publish_catalog()
+    result = land_variants(cymbio, window_days(context), log=context.log.info)
+    warehouse.publish(ENTITIES)
     yield materialize_result(result)
 
 
@@ -411,21 +416,20 @@ def cymbio_variants(context):
     name="cymbio_returns_landing",
     specs=[asset_spec(RETURNS), asset_spec(RETURN_LINES)],
     partitions_def=daily_partitions,
-    required_resource_keys={"cymbio"},
     can_subset=False,
     # One returns pull at a time across runs (the instance's pool default limit is 1); the lake
     # lock in `land_returns` backs it up.
     pool=RETURNS_LOCK,
 )
-def cymbio_returns_assets(context):
+def cymbio_returns_assets(context: dg.AssetExecutionContext, cymbio: CymbioResource,
+        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Cymbio returns not yet acknowledged, landed under the day they were pulled (the partition's
     last day), deduplicated by returnId across all partitions, then acknowledged one by one.
     Re-running a past partition merges into it and never drops what it already holds."""
-    client = context.resources.cymbio
-    if not provider_configured(context, PROVIDER, client, "returns"):
+    if not provider_configured(context, cymbio, "returns"):
         return
-    outcome = land_returns(client, window_days(context)[-1], log=context.log.info)
-    publish_catalog()
+    outcome = land_returns(cymbio, window_days(context)[-1], log=context.log.info)
+    warehouse.publish(ENTITIES)
     extra = {"fetched": outcome.fetched, "new_returns": outcome.new, "already_landed": outcome.already_landed,
              "acknowledged": len(outcome.acknowledged)}
     yield materialize_result(outcome.returns, extra)
@@ -433,25 +437,32 @@ def cymbio_returns_assets(context):
 
 
 @dg.asset(
-    name=ORDER_LINE_STATUSES.name, group_name=PROVIDER, kinds=kinds(PROVIDER), partitions_def=daily_partitions,
-    deps=[RETURNS.name], required_resource_keys={"cymbio"}, output_required=False,
+    name=ORDER_LINE_STATUSES.name, group_name=NAME, kinds=kinds(NAME), partitions_def=daily_partitions,
+    deps=[RETURNS.name], output_required=False,
     metadata={"dagster/column_schema": column_schema(ORDER_LINE_STATUSES),
               "primary_key": "cymbio_order_id, line_number"},
 )
-def cymbio_order_line_statuses(context):
+def cymbio_order_line_statuses(context: dg.AssetExecutionContext, cymbio: CymbioResource,
+        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Cymbio order-line statuses (shipped, rejected...) of every order referenced by the returns
     landed in the same partition, as of the run."""
-    client = context.resources.cymbio
-    if not provider_configured(context, PROVIDER, client, "order-line statuses"):
+    if not provider_configured(context, cymbio, "order-line statuses"):
         return
-    result = land_order_line_statuses(client, window_days(context))
-    publish_catalog()
+    result = land_order_line_statuses(cymbio, window_days(context))
+    warehouse.publish(ENTITIES)
     yield materialize_result(result)
 
 
 ENTITIES = (VARIANTS, RETURNS, RETURN_LINES, ORDER_LINE_STATUSES)
 
-defs = dg.Definitions(
-    assets=[cymbio_variants, cymbio_returns_assets, cymbio_order_line_statuses],
-    asset_checks=[c for spec in ENTITIES for c in entity_checks(spec)],
+PROVIDER = Provider(
+    name=NAME,
+    resource=CymbioResource,
+    entities=ENTITIES,
+    assets=(cymbio_variants, cymbio_returns_assets, cymbio_order_line_statuses),
+    checks=tuple(c for spec in ENTITIES for c in entity_checks(spec)),
+    # Pulling returns acknowledges them at Cymbio: its own schedule, off by default. The order-line
+    # statuses explain the returns of the same partition, so they run with them.
+    roles={"returns": (RETURNS.name, RETURN_LINES.name, ORDER_LINE_STATUSES.name), "snapshot": (VARIANTS.name,)},
+    watched=(VARIANTS.name,),
 )

@@ -39,21 +39,18 @@ import dagster as dg
 import dagster_dbt as dg_dbt
 import duckdb
 
+from assets import providers
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
-from pipelines import settings
+from resources import settings
 from resources.files import written_atomically
 from resources.lake import crash_point
+from resources.names import DUCKDB_POOL, MAX_DATE_TAG, MIN_DATE_TAG, MODEL_GROUPS, SEED_GROUP
 from resources.pii import PII_KEY_ENV, open_build_database
 from resources.warehouse import create_raw_views, publish_catalog
 
 log = logging.getLogger(__name__)
 
 DBT_RESOURCE_KEY = "dbt"
-DUCKDB_POOL = "duckdb"
-MIN_DATE_TAG = "marquee/min_date"
-MAX_DATE_TAG = "marquee/max_date"
-MODEL_GROUPS = ("staging", "intermediate", "marts", "sync")
-SEED_GROUP = "reference"
 # What the build's fingerprint covers: everything that decides what a model holds.
 FINGERPRINT_PARTS = ("models", "macros", "seeds", "dbt_project.yml")
 
@@ -114,7 +111,8 @@ def prepare_build_database(db_path: Path | None = None, lake_root: Path | None =
     db_path.parent.chmod(0o700)
     con = duckdb.connect(str(db_path))
     try:
-        views = create_raw_views(con, lake_root if lake_root is not None else settings.lake_dir())
+        views = create_raw_views(con, lake_root if lake_root is not None else settings.lake_dir(),
+                                 entities=providers.entities())
     finally:
         con.close()
     return views
@@ -343,7 +341,7 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
             record_fingerprint(db_path)  # only a build of every model makes the database current
         counts = export_models(db_path, settings.lake_dir())
         yield from _with_table_metadata(context, events, db_path)
-    catalog = publish_catalog()
+    catalog = publish_catalog(entities=providers.entities())
     context.log.info(f"exported {len(counts)} models to {settings.lake_dir() / 'models'}; catalog {catalog}")
 
 
@@ -386,14 +384,10 @@ def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], d
         con.close()
 
 
-defs = dg.Definitions(
-    assets=[marquee_dbt_models],
-    resources={
-        DBT_RESOURCE_KEY: dg_dbt.DbtCliResource(
-            project_dir=dbt_project,
-            profiles_dir=os.fspath(settings.DBT_PROJECT_DIR),
-            # The venv's dbt, found without relying on PATH (`dagster dev` may not have it).
-            dbt_executable=os.fspath(Path(sys.executable).with_name("dbt")),
-        )
-    },
-)
+def dbt_resource() -> dg_dbt.DbtCliResource:
+    return dg_dbt.DbtCliResource(
+        project_dir=dbt_project,
+        profiles_dir=os.fspath(settings.DBT_PROJECT_DIR),
+        # The venv's dbt, found without relying on PATH (`dagster dev` may not have it).
+        dbt_executable=os.fspath(Path(sys.executable).with_name("dbt")),
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from pipelines import settings
+from resources import settings
 
 
 def dbt_database_path() -> Path:

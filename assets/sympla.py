@@ -6,9 +6,9 @@ Orders and participants are fetched per event, with the event's id in the path
 quarantined by the events landing, and skipped, with one log line, when orders and participants
 are fetched: the rest of the day lands, and no request ever goes to a path the id chose."""
 
-from __future__ import annotations
-
-from collections.abc import Callable
+# No `from __future__ import annotations`: Dagster reads the types of an asset's parameters (its
+# context, its resources) from the real annotations.
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,10 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from assets.landing import (
-    EntityLander,
-    EntityResult,
+from assets.landing.checks import entity_checks
+from assets.landing.convert import (
     RecordError,
-    column_schema,
-    entity_checks,
-    kinds,
-    land_snapshot,
-    materialize_result,
-    merge_results,
     opt,
-    provider_configured,
     req,
     to_bool,
     to_decimal,
@@ -37,14 +29,19 @@ from assets.landing import (
     to_str,
     ts_text,
     utc_day,
-    window_days,
 )
-from pipelines.partitions import daily_partitions, day_spans, window_bounds
+from assets.landing.lander import EntityLander, EntityResult, merge_results
+from assets.landing.materialize import column_schema, kinds, materialize_result, provider_configured, window_days
+from assets.landing.snapshot import land_snapshot
+from resources.entity import EntitySpec
 from resources.http import is_safe_path_segment
 from resources.lake import utc_now
-from resources.warehouse import EntitySpec, publish_catalog, register_entity
+from resources.partitions import daily_partitions, day_spans, window_bounds
+from resources.provider import Provider
+from resources.sympla import SymplaResource
+from resources.warehouse import WarehouseResource
 
-PROVIDER = "sympla"
+NAME = "sympla"
 log = dg.get_dagster_logger("marquee.sympla")
 
 TS = pa.timestamp("us", tz="UTC")
@@ -54,8 +51,8 @@ I64 = pa.int64()
 # decimals does not fit and is quarantined rather than rounded.
 MONEY = pa.decimal128(18, 2)
 
-EVENTS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="events", snapshot=True, primary_key=("id",),
+EVENTS = EntitySpec(
+    provider=NAME, entity="events", snapshot=True, primary_key=("id",),
     description="GET /events, the state of every event when the snapshot was taken, landed under the "
                 "day it was taken (UTC); past days keep their own snapshot. "
                 "Sympla sends local times (America/Sao_Paulo); *_local keeps them as sent.",
@@ -80,10 +77,10 @@ EVENTS = register_entity(EntitySpec(
         ("category_sec", STR),
         ("url", STR),
     ]),
-))
+)
 
-ORDERS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="orders", primary_key=("id",),
+ORDERS = EntitySpec(
+    provider=NAME, entity="orders", primary_key=("id",),
     description="GET /events/{id}/orders?status=true&timezone=UTC, by order_date day (UTC). "
                 "Money is decimal reais as sent.",
     columns=pa.schema([
@@ -108,10 +105,10 @@ ORDERS = register_entity(EntitySpec(
         ("utm_content", STR),
         ("utm_referrer", STR),
     ]),
-))
+)
 
-PARTICIPANTS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="participants", primary_key=("id",),
+PARTICIPANTS = EntitySpec(
+    provider=NAME, entity="participants", primary_key=("id",),
     description="GET /events/{id}/participants?cancelled_filter=include, landed under the event's "
                 "start day (UTC).",
     columns=pa.schema([
@@ -143,7 +140,7 @@ PARTICIPANTS = register_entity(EntitySpec(
         ("ticket_updated_at", TS),
         ("presentation_id", I64),
     ]),
-))
+)
 
 
 # --- record -> row --------------------------------------------------------------------------------
@@ -277,7 +274,7 @@ def convert_participant(pair: tuple[dict[str, Any], datetime]) -> dict[str, Any]
 # --- landing --------------------------------------------------------------------------------------
 
 
-def _event_starts(client: Any) -> list[tuple[str, datetime | None]]:
+def _event_starts(client: SymplaResource) -> list[tuple[str, datetime | None]]:
     """(event id, UTC start) of every event; a broken event still has its orders fetched, unless its
     id cannot go into a URL path: that one is skipped with one log line naming it."""
     out: list[tuple[str, datetime | None]] = []
@@ -296,7 +293,7 @@ def _event_starts(client: Any) -> list[tuple[str, datetime | None]]:
     return out
 
 
-def land_events(client: Any, days: list[date], root: Path | str | None = None,
+def land_events(client: SymplaResource, days: list[date], root: Path | str | None = None,
                 loaded_at: datetime | None = None, today: date | None = None,
                 log: Callable[[str], None] | None = None) -> EntityResult:
     """The events as they are now, written under at most one day of the window (today, or the
@@ -311,7 +308,7 @@ def land_events(client: Any, days: list[date], root: Path | str | None = None,
 ORDER_SPAN_DAYS = 31
 
 
-def land_orders(client: Any, days: list[date], root: Path | str | None = None,
+def land_orders(client: SymplaResource, days: list[date], root: Path | str | None = None,
                 loaded_at: datetime | None = None, span_days: int = ORDER_SPAN_DAYS) -> EntityResult:
     """Orders of every status created on each day (UTC). Each event's orders are asked once per span
     of consecutive days ([first day 00:00, last day + 1 00:00) UTC) and routed to their creation
@@ -329,7 +326,7 @@ def land_orders(client: Any, days: list[date], root: Path | str | None = None,
     return merge_results(results)  # type: ignore[return-value]
 
 
-def land_participants(client: Any, days: list[date], root: Path | str | None = None,
+def land_participants(client: SymplaResource, days: list[date], root: Path | str | None = None,
                       loaded_at: datetime | None = None) -> EntityResult:
     """Participants (approved and cancelled orders) of the events starting in the window, under the
     event's start day (UTC)."""
@@ -347,21 +344,22 @@ def land_participants(client: Any, days: list[date], root: Path | str | None = N
 # --- assets ---------------------------------------------------------------------------------------
 
 
-def _asset(spec: EntitySpec, fn: Any, what: str, single_run: bool, doc: str) -> dg.AssetsDefinition:
+def _asset(spec: EntitySpec, fn: Callable[..., EntityResult], what: str, single_run: bool,
+           doc: str) -> dg.AssetsDefinition:
     @dg.asset(
-        name=spec.name, description=doc, group_name=PROVIDER, kinds=kinds(PROVIDER),
-        partitions_def=daily_partitions, required_resource_keys={"sympla"}, output_required=False,
+        name=spec.name, description=doc, group_name=NAME, kinds=kinds(NAME),
+        partitions_def=daily_partitions, output_required=False,
         backfill_policy=dg.BackfillPolicy.single_run() if single_run else None,
         metadata={"dagster/column_schema": column_schema(spec), "primary_key": ", ".join(spec.primary_key)},
     )
-    def _landing_asset(context):
-        client = context.resources.sympla
-        if not provider_configured(context, PROVIDER, client, what):
+    def _landing_asset(context: dg.AssetExecutionContext, sympla: SymplaResource,
+                       warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+        if not provider_configured(context, sympla, what):
             return
         # Snapshot landers log the one line that says which days got no file, and why.
         extra = {"log": context.log.info} if spec.snapshot else {}
-        result = fn(client, window_days(context), **extra)
-        publish_catalog()
+        result = fn(sympla, window_days(context), **extra)
+        warehouse.publish(ENTITIES)
         yield materialize_result(result)
 
     return _landing_asset
@@ -384,7 +382,12 @@ sympla_participants = _asset(PARTICIPANTS, land_participants, "participants", Tr
 
 ENTITIES = (EVENTS, ORDERS, PARTICIPANTS)
 
-defs = dg.Definitions(
-    assets=[sympla_events, sympla_orders, sympla_participants],
-    asset_checks=[c for spec in ENTITIES for c in entity_checks(spec)],
+PROVIDER = Provider(
+    name=NAME,
+    resource=SymplaResource,
+    entities=ENTITIES,
+    assets=(sympla_events, sympla_orders, sympla_participants),
+    checks=tuple(c for spec in ENTITIES for c in entity_checks(spec)),
+    roles={"orders": (ORDERS.name,), "attendance": (PARTICIPANTS.name,), "snapshot": (EVENTS.name,)},
+    watched=(ORDERS.name, EVENTS.name),
 )

@@ -1,9 +1,9 @@
 """Ticket Tailor raw landing: events (snapshot), orders (by creation date) with their line items and
 issued tickets as their own entities, and issued tickets by event start date."""
 
-from __future__ import annotations
-
-from collections.abc import Callable
+# No `from __future__ import annotations`: Dagster reads the types of an asset's parameters (its
+# context, its resources) from the real annotations.
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -11,21 +11,11 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from assets.landing import (
-    EntityLander,
-    EntityResult,
+from assets.landing.checks import entity_checks
+from assets.landing.convert import (
     RecordError,
-    asset_spec,
     child_list,
-    column_schema,
-    day_bounds,
-    entity_checks,
-    kinds,
-    land_snapshot,
-    materialize_result,
-    merge_results,
     opt,
-    provider_configured,
     questions,
     req,
     to_bool,
@@ -35,14 +25,26 @@ from assets.landing import (
     to_str,
     ts_unix,
     utc_day,
+)
+from assets.landing.lander import EntityLander, EntityResult, merge_results
+from assets.landing.materialize import (
+    asset_spec,
+    column_schema,
+    kinds,
+    materialize_result,
+    provider_configured,
     window_days,
 )
-from pipelines.partitions import daily_partitions
+from assets.landing.snapshot import land_snapshot
 from resources import lake
+from resources.entity import EntitySpec
 from resources.lake import utc_now
-from resources.warehouse import EntitySpec, publish_catalog, register_entity
+from resources.partitions import daily_partitions, window_bounds
+from resources.provider import Provider
+from resources.tickettailor import TicketTailorResource
+from resources.warehouse import WarehouseResource
 
-PROVIDER = "tickettailor"
+NAME = "tickettailor"
 
 TS = pa.timestamp("us", tz="UTC")
 STR = pa.string()
@@ -51,8 +53,8 @@ QUESTIONS = pa.list_(pa.struct([("question", STR), ("answer", STR)]))
 
 # --- schemas (column names are a public interface for dbt staging: extend, never rename) ----------
 
-EVENTS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="events", snapshot=True, primary_key=("id",),
+EVENTS = EntitySpec(
+    provider=NAME, entity="events", snapshot=True, primary_key=("id",),
     description="GET /v1/events, the state of every event when the snapshot was taken, landed under the "
                 "day it was taken (UTC); past days keep their own snapshot.",
     columns=pa.schema([
@@ -85,10 +87,10 @@ EVENTS = register_entity(EntitySpec(
         ("total_issued_tickets", I64),
         ("total_orders", I64),
     ]),
-))
+)
 
-ORDERS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="orders", primary_key=("id",),
+ORDERS = EntitySpec(
+    provider=NAME, entity="orders", primary_key=("id",),
     money_minor_columns=("total", "subtotal", "tax", "total_paid", "refund_amount"),
     description="GET /v1/orders by created_at day (UTC). Amounts are minor units as sent.",
     columns=pa.schema([
@@ -121,10 +123,10 @@ ORDERS = register_entity(EntitySpec(
         ("line_item_count", I64),
         ("issued_ticket_count", I64),
     ]),
-))
+)
 
-ORDER_LINE_ITEMS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="order_line_items", primary_key=("id",),
+ORDER_LINE_ITEMS = EntitySpec(
+    provider=NAME, entity="order_line_items", primary_key=("id",),
     money_minor_columns=("booking_fee", "total", "value"),
     description="orders[].line_items, landed under the order's creation day.",
     columns=pa.schema([
@@ -138,7 +140,7 @@ ORDER_LINE_ITEMS = register_entity(EntitySpec(
         ("value", I64),
         ("total", I64),
     ]),
-))
+)
 
 _ISSUED_TICKET_COLUMNS = [
     pa.field("id", STR, nullable=False),
@@ -162,17 +164,17 @@ _ISSUED_TICKET_COLUMNS = [
     ("custom_questions", QUESTIONS),
 ]
 
-ORDER_ISSUED_TICKETS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="order_issued_tickets", primary_key=("id",),
+ORDER_ISSUED_TICKETS = EntitySpec(
+    provider=NAME, entity="order_issued_tickets", primary_key=("id",),
     description="orders[].issued_tickets, landed under the order's creation day.",
     columns=pa.schema([*_ISSUED_TICKET_COLUMNS, ("order_created_at", TS)]),
-))
+)
 
-ISSUED_TICKETS = register_entity(EntitySpec(
-    provider=PROVIDER, entity="issued_tickets", primary_key=("id",),
+ISSUED_TICKETS = EntitySpec(
+    provider=NAME, entity="issued_tickets", primary_key=("id",),
     description="GET /v1/issued_tickets?event_id=, landed under the event's start day (UTC).",
     columns=pa.schema([*_ISSUED_TICKET_COLUMNS, ("event_start_at", TS)]),
-))
+)
 
 
 # --- record -> row --------------------------------------------------------------------------------
@@ -319,14 +321,14 @@ def _children(page: list[Any], key: str) -> list[tuple[Any, dict[str, Any]]]:
 # --- landing (plain functions: the assets, the crash tests and the benchmark call these) ----------
 
 
-def land_orders(client: Any, days: list[date], root: Path | str | None = None,
+def land_orders(client: TicketTailorResource, days: list[date], root: Path | str | None = None,
                 loaded_at: datetime | None = None) -> dict[str, EntityResult]:
     """Orders created on each day, one day at a time (each day committed before the next is fetched),
     with their line items and issued tickets landed as their own entities under the same day."""
     loaded_at = loaded_at or utc_now()
     per_entity: dict[str, list[EntityResult]] = {s.name: [] for s in (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)}
     for day in days:
-        start, end = day_bounds(day)
+        start, end = window_bounds(day, day)
         budget = lake.BufferBudget()  # the three fill from the same pages: one bound for their buffers
         landers = [EntityLander(s, [day], loaded_at, root, budget=budget)
                    for s in (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)]
@@ -352,7 +354,7 @@ def land_orders(client: Any, days: list[date], root: Path | str | None = None,
     return {name: merge_results(results) for name, results in per_entity.items()}  # type: ignore[misc]
 
 
-def land_events(client: Any, days: list[date], root: Path | str | None = None,
+def land_events(client: TicketTailorResource, days: list[date], root: Path | str | None = None,
                 loaded_at: datetime | None = None, today: date | None = None,
                 log: Callable[[str], None] | None = None) -> EntityResult:
     """The events as they are now, written under at most one day of the window (today, or the
@@ -360,7 +362,7 @@ def land_events(client: Any, days: list[date], root: Path | str | None = None,
     return land_snapshot(EVENTS, days, client.iter_events, convert_event, root, loaded_at, today, log)
 
 
-def land_issued_tickets(client: Any, days: list[date], root: Path | str | None = None,
+def land_issued_tickets(client: TicketTailorResource, days: list[date], root: Path | str | None = None,
                         loaded_at: datetime | None = None) -> EntityResult:
     """Issued tickets of the events that start in the window, under each event's start day (UTC)."""
     lander = EntityLander(ISSUED_TICKETS, days, loaded_at, root)
@@ -392,28 +394,27 @@ _ORDER_SPECS = (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)
     specs=[asset_spec(s) for s in _ORDER_SPECS],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    required_resource_keys={"tickettailor"},
     can_subset=False,
 )
-def tickettailor_orders_assets(context):
+def tickettailor_orders_assets(context: dg.AssetExecutionContext, tickettailor: TicketTailorResource,
+        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Ticket Tailor orders created on each day of the window (UTC), with their line items and issued
     tickets as their own entities. One API pass feeds all three, so they materialize together."""
-    client = context.resources.tickettailor
-    if not provider_configured(context, PROVIDER, client, "orders"):
+    if not provider_configured(context, tickettailor, "orders"):
         return
-    results = land_orders(client, window_days(context))
-    publish_catalog()
+    results = land_orders(tickettailor, window_days(context))
+    warehouse.publish(ENTITIES)
     for spec in _ORDER_SPECS:
         yield materialize_result(results[spec.name])
 
 
 @dg.asset(
-    name=EVENTS.name, description=EVENTS.description, group_name=PROVIDER, kinds=kinds(PROVIDER),
-    partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-    required_resource_keys={"tickettailor"}, output_required=False,
+    name=EVENTS.name, description=EVENTS.description, group_name=NAME, kinds=kinds(NAME),
+    partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(), output_required=False,
     metadata={"dagster/column_schema": column_schema(EVENTS)},
 )
-def tickettailor_events(context):
+def tickettailor_events(context: dg.AssetExecutionContext, tickettailor: TicketTailorResource,
+        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Ticket Tailor events: a snapshot of every event, an observation of *now*.
 
     Written under today's partition (UTC) when today is in the window. A window of past days
@@ -422,34 +423,38 @@ def tickettailor_events(context):
     existing snapshot is genuine history and is never overwritten with today's state, and a day
     without one gets no file (one log line says which and why). Metadata: `snapshot_written_to`,
     `snapshot_kept_days`; the row count is the rows written by this run."""
-    client = context.resources.tickettailor
-    if not provider_configured(context, PROVIDER, client, "events"):
+    if not provider_configured(context, tickettailor, "events"):
         return
-    result = land_events(client, window_days(context), log=context.log.info)
-    publish_catalog()
+    result = land_events(tickettailor, window_days(context), log=context.log.info)
+    warehouse.publish(ENTITIES)
     yield materialize_result(result)
 
 
 @dg.asset(
-    name=ISSUED_TICKETS.name, description=ISSUED_TICKETS.description, group_name=PROVIDER, kinds=kinds(PROVIDER),
-    partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-    required_resource_keys={"tickettailor"}, output_required=False,
+    name=ISSUED_TICKETS.name, description=ISSUED_TICKETS.description, group_name=NAME, kinds=kinds(NAME),
+    partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(), output_required=False,
     metadata={"dagster/column_schema": column_schema(ISSUED_TICKETS)},
 )
-def tickettailor_issued_tickets(context):
+def tickettailor_issued_tickets(context: dg.AssetExecutionContext, tickettailor: TicketTailorResource,
+        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Ticket Tailor issued tickets of the events starting in the window, under the event's start
     day (UTC): re-running a recent day picks up late check-ins."""
-    client = context.resources.tickettailor
-    if not provider_configured(context, PROVIDER, client, "issued tickets"):
+    if not provider_configured(context, tickettailor, "issued tickets"):
         return
-    result = land_issued_tickets(client, window_days(context))
-    publish_catalog()
+    result = land_issued_tickets(tickettailor, window_days(context))
+    warehouse.publish(ENTITIES)
     yield materialize_result(result)
 
 
 ENTITIES = (EVENTS, ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS, ISSUED_TICKETS)
 
-defs = dg.Definitions(
-    assets=[tickettailor_orders_assets, tickettailor_events, tickettailor_issued_tickets],
-    asset_checks=[c for spec in ENTITIES for c in entity_checks(spec)],
+PROVIDER = Provider(
+    name=NAME,
+    resource=TicketTailorResource,
+    entities=ENTITIES,
+    assets=(tickettailor_orders_assets, tickettailor_events, tickettailor_issued_tickets),
+    checks=tuple(c for spec in ENTITIES for c in entity_checks(spec)),
+    roles={"orders": tuple(s.name for s in _ORDER_SPECS), "attendance": (ISSUED_TICKETS.name,),
+           "snapshot": (EVENTS.name,)},
+    watched=(ORDERS.name, EVENTS.name),
 )

@@ -33,8 +33,8 @@ ORDERS_PER_SCALE = 2000
 
 
 def _serve(scale: int, conn: object) -> None:
-    from pipelines.sandbox import start_sandbox
-    from pipelines.sandbox import tickettailor as tt_sandbox
+    from sandbox import start_sandbox
+    from sandbox import tickettailor as tt_sandbox
 
     sb = start_sandbox(scale=scale, anchor=ANCHOR, history_days=0)
     tt_sandbox.configure(sb.ctx, hourly_limit=10**9)
@@ -45,8 +45,8 @@ def _serve(scale: int, conn: object) -> None:
 def _worker() -> None:
     """Runs in a fresh process: land the anchor day and print a JSON line."""
     from assets import tickettailor as tt
+    from assets.providers import build_resources
     from resources import lake
-    from resources.registry import build_resources
 
     if os.environ.get("BENCH_ROW_GROUP_MIB"):  # tuning runs: the row-group size to try
         lake.ROW_GROUP_BYTES = int(float(os.environ["BENCH_ROW_GROUP_MIB"]) * 2**20)

@@ -30,12 +30,12 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipelines.sandbox import world as w  # noqa: E402
+from sandbox import world as w  # noqa: E402
 
 _SERVE = """
 import sys
 from datetime import date
-from pipelines.sandbox import start_sandbox
+from sandbox import start_sandbox
 sb = start_sandbox(anchor=date(2026, 3, 15))
 print(sb.port, flush=True)
 sys.stdin.read()

@@ -41,8 +41,8 @@ BASELINE_ORDERS_PER_S = 1142.0  # cd21459, idle, end to end (benchmarks/README.m
 
 
 def _serve(kwargs: dict, conn) -> None:  # noqa: ANN001 - a multiprocessing pipe
-    from pipelines.sandbox import start_sandbox
-    from pipelines.sandbox import tickettailor as tt_sandbox
+    from sandbox import start_sandbox
+    from sandbox import tickettailor as tt_sandbox
 
     sb = start_sandbox(**kwargs)
     tt_sandbox.configure(sb.ctx, hourly_limit=10**9)
@@ -131,8 +131,8 @@ def _unlimited_worker(day: str) -> None:
     from assets import tickettailor
     from assets.dbt import defs as dbt_defs
     from assets.dbt import marquee_dbt_models
+    from assets.providers import build_resources
     from assets.reverse_sync.assets import SYNC_ASSETS
-    from resources.registry import build_resources
 
     anchor = date.fromisoformat(day)
     res = build_resources()

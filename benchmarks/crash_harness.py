@@ -119,7 +119,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def acknowledged_at_vendor(sandbox: Any, initially_acknowledged: set[int]) -> set[int]:
-    from pipelines.sandbox import cymbio
+    from sandbox import cymbio
 
     return set(cymbio._state(sandbox.ctx)["acknowledged"]) - initially_acknowledged
 
@@ -185,7 +185,7 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
 
     `plan` fixes the (mode, pause step) of each round in turn (the short test uses it to cover
     every moment); by default each round draws one from MODES."""
-    from pipelines.sandbox import cymbio, start_sandbox, truth
+    from sandbox import cymbio, start_sandbox, truth
 
     rng = random.Random(seed)
     today = datetime.now(UTC).date()

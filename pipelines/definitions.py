@@ -1,50 +1,36 @@
 """The project's single `dg.Definitions`, loaded by `dagster dev` through workspace.yaml.
 
-Every module under `assets/` and `pipelines/` that exposes a module-level `defs: dg.Definitions`
-is merged here, so a new provider or job plugs in without editing this file. Resources are built
-once, centrally, because two modules binding the same resource key would conflict on merge.
+Composed here, by plain imports, from what each floor below declares: the providers' landing assets
+and checks (assets/providers.py), the dbt models, the reverse sync, the row-count checks, and the
+jobs, schedules and sensors. Resources are bound once, here: each provider's client from the
+environment, the analysts' catalog, and dbt.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import dagster as dg
 
-import assets as assets_pkg
-import pipelines as pipelines_pkg
+from assets import providers
+from assets.dbt import DBT_RESOURCE_KEY, dbt_resource, marquee_dbt_models
+from assets.reverse_sync import SYNC_ASSETS, SYNC_CHECKS
 from pipelines import (
+    freshness,
     pool_wait,  # noqa: F401  (every process that loads the code location waits for pools sanely)
-    settings,  # noqa: F401  (loads .env and DO_NOT_TRACK before dbt is touched)
+    schedules,
 )
-from resources.registry import build_resources
-
-_SKIP = {"pipelines.definitions", "pipelines.cli"}
-
-
-def _discovered_defs() -> list[dg.Definitions]:
-    found: list[dg.Definitions] = []
-    for pkg in (assets_pkg, pipelines_pkg):
-        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-            name = f"{pkg.__name__}.{info.name}"
-            if name in _SKIP or (info.ispkg and pkg is pipelines_pkg):
-                continue
-            module = importlib.import_module(name)
-            module_defs = getattr(module, "defs", None)
-            if isinstance(module_defs, dg.Definitions):
-                found.append(module_defs)
-    return found
 
 
 def build_definitions() -> dg.Definitions:
-    parts = _discovered_defs()
-    merged = dg.Definitions.merge(*parts) if parts else dg.Definitions()
-    from pipelines.freshness import with_operational_policies
-
-    merged = dg.Definitions.merge(merged, dg.Definitions(resources=build_resources()))
+    defs = dg.Definitions(
+        assets=[*providers.landing_assets(), marquee_dbt_models, *SYNC_ASSETS],
+        asset_checks=[*providers.landing_checks(), *SYNC_CHECKS, *freshness.build_anomaly_checks()],
+        jobs=list(schedules.JOBS),
+        schedules=list(schedules.SCHEDULES),
+        sensors=list(schedules.SENSORS),
+        resources={**providers.build_resources(), DBT_RESOURCE_KEY: dbt_resource()},
+    )
     # Freshness applies to the dbt marts, which are defined in another module than the policy.
-    return with_operational_policies(merged)
+    return freshness.with_operational_policies(defs)
 
 
 defs = build_definitions()

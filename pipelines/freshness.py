@@ -13,16 +13,17 @@ an ERROR: a real quiet day is possible, and blocking the marts over it would hur
 
 from __future__ import annotations
 
-import importlib
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow.parquet as pq
 
-MART_GROUP = "marts"
+from assets import providers
+from resources.names import MART_GROUP, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+
 MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26))
 
 ANOMALY_CHECK_NAME = "row_count_anomaly"
@@ -31,9 +32,6 @@ MIN_BASELINE_DAYS = 3  # fewer than this: not enough history to call anything an
 MIN_BASELINE_ROWS = 10  # below this median a zero day is plausible (a small shop on a quiet day)
 DROP_RATIO = 0.1  # a day under 10% of the baseline median is an anomaly
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ def _landed_counts(spec) -> dict[date, int]:
 
 
 def _build_anomaly_check(spec) -> dg.AssetChecksDefinition:
-    flow = not spec.snapshot
+    flow = not spec.snapshot  # a flow entity's today is a day in progress: never judged
 
     @dg.asset_check(
         asset=dg.AssetKey(spec.name), name=ANOMALY_CHECK_NAME, blocking=False,
@@ -117,35 +115,12 @@ def _build_anomaly_check(spec) -> dg.AssetChecksDefinition:
     return _check
 
 
-def _declared_asset_keys(modules: Iterable[str]) -> set[dg.AssetKey]:
-    """Asset keys the landing modules actually define, so a check never targets a missing asset."""
-    keys: set[dg.AssetKey] = set()
-    for name in modules:
-        module_defs = getattr(importlib.import_module(name), "defs", None)
-        if not isinstance(module_defs, dg.Definitions):
-            continue
-        for item in module_defs.assets or []:
-            if isinstance(item, dg.AssetsDefinition):
-                keys |= set(item.keys)
-            elif isinstance(item, dg.AssetSpec):
-                keys.add(item.key)
-    return keys
-
-
 def build_anomaly_checks() -> list[dg.AssetChecksDefinition]:
-    """One WARN check per daily-flow entity (orders) and per snapshot entity.
-
-    Issued tickets, participants and returns are left out: they are keyed by event day or pull day,
-    where a zero is normal (no event that day, no returns).
-    """
-    from resources.warehouse import PROVIDER_MODULES, registered_entities
-
-    declared = _declared_asset_keys(PROVIDER_MODULES)
-    checks = []
-    for name, spec in sorted(registered_entities().items()):
-        if (spec.snapshot or spec.entity == "orders") and dg.AssetKey(name) in declared:
-            checks.append(_build_anomaly_check(spec))
-    return checks
+    """One WARN check per entity a provider watches (`Provider.watched`: its daily flow of orders,
+    its snapshots). Issued tickets, participants and returns are not watched: they are keyed by event
+    day or pull day, where a zero is normal (no event that day, no returns)."""
+    by_name = {e.name: e for e in providers.entities()}
+    return [_build_anomaly_check(by_name[name]) for p in providers.PROVIDERS for name in p.watched]
 
 
 def with_operational_policies(defs: dg.Definitions) -> dg.Definitions:
@@ -156,5 +131,3 @@ def with_operational_policies(defs: dg.Definitions) -> dg.Definitions:
         selection=dg.AssetSelection.groups(MART_GROUP),
     )
 
-
-defs = dg.Definitions(asset_checks=build_anomaly_checks())

@@ -25,8 +25,9 @@ from typing import Any
 
 import yaml
 
-DUCKDB_POOL = "duckdb"
-CYMBIO_RETURNS_POOL = "cymbio_returns"
+from resources import settings
+from resources.names import CYMBIO_RETURNS_POOL, DUCKDB_POOL
+
 # Every pool an asset of marquee declares; each gets `default_limit` slots.
 MARQUEE_POOLS: tuple[str, ...] = (DUCKDB_POOL, CYMBIO_RETURNS_POOL)
 DUCKDB_POOL_LIMIT = 1
@@ -110,3 +111,12 @@ def ensure_pool_slots(instance: Any, pools: tuple[str, ...] = MARQUEE_POOLS) -> 
     for pool in pools:
         if storage.get_concurrency_info(pool).slot_count != POOL_LIMIT:
             storage.set_concurrency_slots(pool, POOL_LIMIT)
+
+
+def dagster_home() -> Path:
+    """A persistent instance shared with `marquee dev`, so the UI shows headless runs too."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir() / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    ensure_instance_config(home)  # the "duckdb" pool limit, shared with `marquee dev`
+    return home

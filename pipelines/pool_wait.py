@@ -200,6 +200,6 @@ def install() -> None:
     _installed = True
 
 
-# `pipelines.definitions` imports every module of this package, so each process that loads the
-# code location (code server, run worker, step worker, `marquee run`) installs this.
+# `pipelines.definitions` imports this module, so each process that loads the code location (code
+# server, run worker, step worker, `marquee run`) installs it.
 install()

@@ -26,14 +26,13 @@ on the operator's word.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,37 +253,3 @@ def stop_run(instance: Any, run_id: str, timeout: float = 20.0, out=sys.stdout) 
     release(instance, run, f"marquee reap --run-id {run_id}: ended by the operator ({verdict.reason}).")
     print(f"{describe_run(instance, run_id)}: slots freed.", file=out)
     return 0
-
-
-def reap_main(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from pipelines.runner import dagster_home
-
-    dagster_home()
-    with dg.DagsterInstance.get() as instance:
-        if getattr(args, "run_id", None):
-            return stop_run(instance, args.run_id)
-        lines = reap_dead_runs(instance)
-        for line in lines:
-            print(f"reaped {line}")
-        for pool, run_ids in _held_pools(instance).items():
-            for run_id in run_ids:
-                run = instance.get_run_by_id(run_id)
-                why = judge(run.tags).reason if run else "the run is gone from the instance"
-                print(f"pool {pool}: held by {describe_run(instance, run_id)}; {why}. "
-                      f"To end it: {REAP_COMMAND} --run-id {run_id}")
-        if not lines:
-            print("no dead runs found")
-    return 0
-
-
-def _held_pools(instance: Any, pools: Iterable[str] | None = None) -> dict[str, list[str]]:
-    from pipelines.instance import MARQUEE_POOLS
-
-    out = {}
-    for pool in pools or MARQUEE_POOLS:
-        ids = holders(instance, pool)
-        if ids:
-            out[pool] = ids
-    return out

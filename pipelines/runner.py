@@ -1,4 +1,4 @@
-"""`marquee run` and `marquee demo`: the headless twin of a UI backfill.
+"""What `marquee run` and `marquee demo` do: the headless twin of a UI backfill.
 
 A run has three phases, in dependency order, each one Dagster execution recorded in the same
 instance the UI reads (so `marquee dev` shows what `marquee run` did):
@@ -21,25 +21,27 @@ recorded as failed, its slots are freed, and no later phase starts. Exit status 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-from pipelines import settings
+import dagster as dg
 
-SYNC_GROUP = "reverse_sync"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from assets import providers
+from pipelines.instance import dagster_home, ensure_pool_slots
+from pipelines.pool_wait import install as install_pool_wait
+from pipelines.reaper import owner_tags, reap_dead_runs
+from resources import settings
+from resources.lake import sweep_orphaned_temp_files
+from resources.names import MAX_DATE_TAG, MIN_DATE_TAG, RANGE_END_TAG, RANGE_START_TAG, SYNC_GROUP
+from resources.partitions import daily_partitions
 
 
 class RunFailed(RuntimeError):
@@ -69,18 +71,6 @@ class PhaseResult:
     seconds: float = 0.0
 
 
-def dagster_home() -> Path:
-    """A persistent instance shared with `marquee dev`, so the UI shows headless runs too."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir() / "dagster_home")
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    from pipelines.instance import ensure_instance_config
-
-    ensure_instance_config(home)  # the "duckdb" pool limit, shared with `marquee dev`
-    return home
-
-
-_dagster_home = dagster_home
 
 
 class _SignalLatch:
@@ -157,9 +147,6 @@ def _housekeeping(instance, progress: Callable[[str], None]) -> None:
     - temp files those processes left in the lake, the model exports and the catalog are removed
       (a live writer's are never touched: resources/lake.py `sweep_orphaned_temp_files`).
     """
-    from pipelines.reaper import reap_dead_runs
-    from resources.lake import sweep_orphaned_temp_files
-
     for line in reap_dead_runs(instance):
         progress(f"  reaped {line}")
     swept = sweep_orphaned_temp_files()
@@ -189,13 +176,6 @@ def _was_interrupted(result) -> bool:
     return False
 
 
-def _parse_day(value: str, flag: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise SystemExit(f"marquee run: {flag} {value!r} is not a date; use YYYY-MM-DD") from None
-
-
 def _row_count(event) -> int:
     meta = event.materialization.metadata or {}
     value = meta.get("dagster/row_count")
@@ -223,22 +203,12 @@ def _step_failures(result) -> list[str]:
     return failures
 
 
-def _unconfigured_providers() -> set[str]:
-    """Providers whose credentials are not set (resources/registry.py), as `configured()` says."""
-    from resources.registry import build_resources
-
-    return {name for name, resource in build_resources().items()
-            if callable(getattr(resource, "configured", None)) and not resource.configured()}
-
-
 def _skipped_by_provider(asset_keys: set[str]) -> dict[str, list[str]]:
-    """Assets a successful phase selected but did not materialize: their provider skipped them.
-    Asset names start with the provider (`sympla_orders`) or `sync_<provider>_`."""
+    """Assets a successful phase selected but did not materialize: their provider skipped them."""
     out: dict[str, list[str]] = {}
     for key in sorted(asset_keys):
-        parts = key.split("_")
-        provider = parts[1] if parts[0] == "sync" and len(parts) > 1 else parts[0]
-        out.setdefault(provider, []).append(key)
+        provider = providers.provider_of(key)
+        out.setdefault(provider.name if provider else "other", []).append(key)
     return out
 
 
@@ -262,12 +232,9 @@ def run_range(start: date, end: date, select: str | None = None,
 
 def _run_range(start: date, end: date, select: str | None, progress: Callable[[str], None],
                latch: _SignalLatch, phase_box: list[str]) -> list[PhaseResult]:
-    import dagster as dg
-
+    # Imported here, not at the top: the Definitions bind each provider's resource from the environment
+    # as it is NOW (`marquee demo` points it at the sandbox just before), not when this module loaded.
     from pipelines.definitions import build_definitions
-    from pipelines.partitions import daily_partitions
-    from pipelines.pool_wait import install as install_pool_wait
-    from pipelines.reaper import owner_tags
 
     install_pool_wait()
     dagster_home()
@@ -275,11 +242,11 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     instance = dg.DagsterInstance.get()
-    from pipelines.instance import ensure_pool_slots
-    from resources.registry import credential_hint
+
 
     ensure_pool_slots(instance)
-    unconfigured = _unconfigured_providers()
+    # Providers whose credentials are not set, as their resources say.
+    unconfigured = {p.name: p.resource for p in providers.PROVIDERS if not p.resource.from_env().configured()}
 
     wanted = None
     if select:
@@ -303,8 +270,8 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
     results: list[PhaseResult] = []
     failed: list[tuple[str, list[str]]] = []
     plan = [("raw", raw, range_tags), ("models", models, {
-        "marquee/min_date": start.isoformat(),
-        "marquee/max_date": (end + timedelta(days=1)).isoformat(),
+        MIN_DATE_TAG: start.isoformat(),
+        MAX_DATE_TAG: (end + timedelta(days=1)).isoformat(),
     }), ("sync", sync, range_tags)]
     # One job per phase, so each phase runs its assets' checks too and shows up as a named job
     # in the UI's run list.
@@ -354,7 +321,8 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
         skipped = ({k.to_user_string() for k in keys} - set(phase_result.materialized)) if phase != "models" else set()
         for provider, names in _skipped_by_provider(skipped).items():
             if provider in unconfigured:
-                progress(f"  skipped {provider}: credentials not configured (set {credential_hint(provider)}); "
+                hint = unconfigured[provider].credential_hint()
+                progress(f"  skipped {provider}: credentials not configured (set {hint}); "
                          f"{len(names)} asset(s) not materialized")
             else:
                 # Configured, yet not materialized: it failed (the failures are listed at the end),
@@ -375,30 +343,6 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
     if failed:
         raise RunFailed(failed[0][0], [line for _, lines in failed for line in lines])
     return results
-
-
-def run_main(args: argparse.Namespace) -> int:
-    start = _parse_day(args.start, "--start")
-    end = _parse_day(args.end, "--end")
-    try:
-        run_range(start, end, args.select)
-    except RunInterrupted as exc:
-        print(f"marquee run: {exc}; the run in flight was marked failed and its pool slots freed. "
-              "Rerun the same range to finish it.", file=sys.stderr)
-        return exc.exit_code
-    except RunFailed as exc:
-        print(f"marquee run FAILED (first in the {exc.phase} phase):", file=sys.stderr)
-        for line in exc.failures:
-            print(f"  - {line}", file=sys.stderr)
-        return 1
-    print(f"Warehouse: {settings.warehouse_path()}")
-    return 0
-
-
-def demo_main(args: argparse.Namespace) -> int:
-    from pipelines.demo import run_demo
-
-    return run_demo(days=args.days)
 
 
 def today_utc() -> date:

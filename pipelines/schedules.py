@@ -33,21 +33,21 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from pipelines import settings
+from resources import settings
+from resources.names import (
+    DBT_GROUPS,
+    MAX_DATE_TAG,
+    MIN_DATE_TAG,
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SYNC_GROUP,
+    TRIGGERED_BY_TAG,
+)
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 # The half-open [min_date, max_date) window the incremental dbt models reload (see pipelines/runner.py).
-MIN_DATE_TAG = "marquee/min_date"
-MAX_DATE_TAG = "marquee/max_date"
-TRIGGERED_BY_TAG = "marquee/triggered_by"
 
 RAW_GROUPS = ("tickettailor", "sympla", "cymbal", "cymbio")
-# Every dbt asset: the reference seed (currencies) the staging models convert money with, and the
-# sync models the reverse sync reads, are built with the marts, never left behind.
-DBT_GROUPS = ("reference", "staging", "intermediate", "marts", "sync")
-SYNC_GROUP = "reverse_sync"
 
 # Lookbacks, in days before "yesterday" (DESIGN.md, Orchestration).
 ORDERS_LOOKBACK_DAYS = 7
@@ -271,8 +271,6 @@ def reverse_sync_after_marts(context: dg.SensorEvaluationContext) -> dg.SensorRe
     return _follow(context, [marts_job.name], [dg.DagsterRunStatus.SUCCESS], _sync_tags)
 
 
-defs = dg.Definitions(
-    jobs=[*RAW_JOBS, marts_job, reverse_sync_job],
-    schedules=[raw_orders_daily, raw_attendance_daily, raw_snapshots_daily, cymbio_returns_daily],
-    sensors=[marts_after_raw, reverse_sync_after_marts],
-)
+JOBS = (*RAW_JOBS, marts_job, reverse_sync_job)
+SCHEDULES = (raw_orders_daily, raw_attendance_daily, raw_snapshots_daily, cymbio_returns_daily)
+SENSORS = (marts_after_raw, reverse_sync_after_marts)

@@ -6,6 +6,7 @@ contact identifiers / `orderID`, so the core may safely resend them after a fail
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -20,7 +21,9 @@ class CordialResource(ProviderResource):
     base_url: str | None = Field(default=None, description="Asynchronous API root (no default: set it).")
 
     provider_name: ClassVar[str] = "cordial"
-    env_hint: ClassVar[str] = "CORDIAL_API_KEY and CORDIAL_BASE_URL"
+    env: ClassVar[Mapping[str, str]] = {"api_key": "CORDIAL_API_KEY", "base_url": "CORDIAL_BASE_URL"}
+    secrets: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    required: ClassVar[tuple[str, ...]] = ("CORDIAL_API_KEY", "CORDIAL_BASE_URL")
 
     def configured(self) -> bool:
         return secret_value(self.api_key) is not None and bool(self.base_url)

@@ -8,7 +8,7 @@ rather than duplicates. Auth: `Cymbal-Partner-API-Key`; a 403 means the key was 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -30,7 +30,9 @@ class CymbalResource(ProviderResource):
     batch_size: int = Field(default=100, description="Events / orders per POST.")
 
     provider_name: ClassVar[str] = "cymbal"
-    env_hint: ClassVar[str] = "CYMBAL_API_KEY"
+    env: ClassVar[Mapping[str, str]] = {"api_key": "CYMBAL_API_KEY", "base_url": "CYMBAL_BASE_URL"}
+    secrets: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    required: ClassVar[tuple[str, ...]] = ("CYMBAL_API_KEY",)
 
     def configured(self) -> bool:
         return secret_value(self.api_key) is not None

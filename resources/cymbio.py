@@ -12,7 +12,7 @@ Lists (variants, returns) are bare JSON arrays paged by `limit` (at most 1000) a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr
@@ -60,7 +60,11 @@ class CymbioResource(ProviderResource):
     token_margin_seconds: float = Field(default=60.0, description="Refresh a token this long before it expires.")
 
     provider_name: ClassVar[str] = "cymbio"
-    env_hint: ClassVar[str] = "CYMBIO_CLIENT_ID, CYMBIO_CLIENT_SECRET and CYMBIO_RETAILER_ID"
+    env: ClassVar[Mapping[str, str]] = {
+        "client_id": "CYMBIO_CLIENT_ID", "client_secret": "CYMBIO_CLIENT_SECRET", "retailer_id": "CYMBIO_RETAILER_ID",
+        "base_url": "CYMBIO_BASE_URL", "scope": "CYMBIO_SCOPE"}
+    secrets: ClassVar[frozenset[str]] = frozenset({"client_id", "client_secret"})
+    required: ClassVar[tuple[str, ...]] = ("CYMBIO_CLIENT_ID", "CYMBIO_CLIENT_SECRET", "CYMBIO_RETAILER_ID")
 
     _auth: ClientCredentialsAuth | None = PrivateAttr(default=None)
 

@@ -29,12 +29,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import settings
-from resources import seams
+from resources import seams, settings
+from resources.entity import QUARANTINE_SCHEMA, EntitySpec
 from resources.files import (
     atomic_write_table,
     ensure_dir,
@@ -44,7 +43,6 @@ from resources.files import (
     sweep_temp_files,
     temp_path_for,
 )
-from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec
 
 PART_FILE = "part-0.parquet"
 # A row group is written when the buffered pages reach ROW_GROUP_BYTES of Arrow data or
@@ -66,6 +64,11 @@ crash_point, pause_point = seams.crash_point, seams.pause_point
 
 
 # --- paths ----------------------------------------------------------------------------------------
+
+
+# Where each declared raw entity's schema is kept, as an empty typed Parquet file: what the catalog
+# shows for an entity that has not landed yet (resources/warehouse.py).
+SCHEMAS_AREA = "schemas"
 
 
 def lake_root(root: Path | str | None = None) -> Path:
@@ -111,12 +114,14 @@ def _subdirs(base: Path, depth: int, prefix: str = "") -> Iterator[Path]:
 
 
 def temp_file_dirs(root: Path | str | None = None, data_dir: Path | str | None = None) -> Iterator[Path]:
-    """Every directory the durable writers put temp files in: raw and quarantine partitions, dbt's
-    model exports, the sync logs, and the analysts' catalog (its versions and its stable name)."""
+    """Every directory the durable writers put temp files in: raw and quarantine partitions, the
+    entity schemas, dbt's model exports, the sync logs, and the analysts' catalog (its versions and
+    its stable name)."""
     lake = lake_root(root)
     data = Path(data_dir) if data_dir is not None else (settings.data_dir() if root is None else lake.parent)
     for area in ("raw", "quarantine"):
         yield from _subdirs(lake / area, 3, prefix="date=")
+    yield lake / SCHEMAS_AREA
     yield from _subdirs(lake / "models", 1)
     yield from _subdirs(lake / "sync_log", 1)
     yield data
@@ -414,18 +419,3 @@ def iter_partition_batches(spec: EntitySpec, day: date, root: Path | str | None 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class LakeResource(dg.ConfigurableResource):
-    """The lake as a resource, for code that prefers injection; `root` defaults to $MARQUEE_DATA_DIR/lake."""
-
-    root: str | None = None
-
-    def path(self) -> Path:
-        return lake_root(self.root)
-
-    def writer(self, spec: EntitySpec, day: date) -> PartitionWriter:
-        return PartitionWriter(spec, day, self.path())
-
-    def read(self, spec: EntitySpec, day: date, columns: list[str] | None = None) -> pa.Table | None:
-        return read_partition(spec, day, self.path(), columns)

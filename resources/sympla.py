@@ -10,7 +10,7 @@ Event ids go into paths (`/events/{id}/orders`) only through `path_segment`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -42,7 +42,9 @@ class SymplaResource(ProviderResource):
     base_url: str = Field(default="https://api.sympla.com.br/public/v1.5.1", description="API root.")
 
     provider_name: ClassVar[str] = "sympla"
-    env_hint: ClassVar[str] = "SYMPLA_TOKEN"
+    env: ClassVar[Mapping[str, str]] = {"token": "SYMPLA_TOKEN", "base_url": "SYMPLA_BASE_URL"}
+    secrets: ClassVar[frozenset[str]] = frozenset({"token"})
+    required: ClassVar[tuple[str, ...]] = ("SYMPLA_TOKEN",)
 
     def configured(self) -> bool:
         return secret_value(self.token) is not None

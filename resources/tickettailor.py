@@ -7,7 +7,7 @@ Auth is HTTP Basic with the API key as the username. Lists use the id cursor (`s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -26,7 +26,9 @@ class TicketTailorResource(ProviderResource):
     base_url: str = Field(default="https://api.tickettailor.com", description="API root, without /v1.")
 
     provider_name: ClassVar[str] = "tickettailor"
-    env_hint: ClassVar[str] = "TICKETTAILOR_API_KEY"
+    env: ClassVar[Mapping[str, str]] = {"api_key": "TICKETTAILOR_API_KEY", "base_url": "TICKETTAILOR_BASE_URL"}
+    secrets: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    required: ClassVar[tuple[str, ...]] = ("TICKETTAILOR_API_KEY",)
 
     def configured(self) -> bool:
         return secret_value(self.api_key) is not None

@@ -14,9 +14,11 @@ WAL, and their tables stay in the version they had open. The older design rename
 `warehouse.duckdb`; a read-write session then left `warehouse.duckdb.wal` beside the new file, every
 new connection failed with "WAL does not match database file", and the analyst's tables were gone.
 
-The entity registry is filled by the provider asset modules (`assets/<provider>.py`) at import
-time: provider, entity, typed pyarrow schema and primary key. Views, asset checks and the dbt
-helper all work from it, so nothing here is provider-specific.
+A raw entity (`EntitySpec`: provider, entity, typed pyarrow schema, primary key) is declared by its
+provider's asset module and listed by assets/providers.py; nothing here is provider-specific. The
+analysts' catalog gets a `raw.*` view per entity that has landed at least once (the lake says which);
+the dbt build database also gets an empty typed view for an entity not landed yet, so the models
+build whatever is configured.
 """
 
 from __future__ import annotations
@@ -24,23 +26,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import importlib
 import os
 import re
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from pipelines import settings
-from resources import seams
+from resources import seams, settings
+from resources.entity import QUARANTINE_SCHEMA, EntitySpec
 from resources.files import (
+    atomic_write_table,
     ensure_dir,
     exclusive_lock,
     fsync_dir,
@@ -48,86 +50,7 @@ from resources.files import (
     temp_path_for,
     written_atomically,
 )
-
-# Columns every raw row carries after the typed ones (CONTRACT.md "The lake and the warehouse").
-META_FIELDS: tuple[pa.Field, ...] = (
-    pa.field("_raw", pa.string(), nullable=False),
-    pa.field("_loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("_partition", pa.date32(), nullable=False),
-)
-
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("provider", pa.string(), nullable=False),
-        pa.field("entity", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        *META_FIELDS,
-    ]
-)
-
-# Modules whose import registers raw entities. Listed here (not discovered) so that a caller that
-# only needs the schemas -- the dbt helper, the catalog publisher in a bare script -- gets all of
-# them without importing the whole Definitions.
-PROVIDER_MODULES = ("assets.tickettailor", "assets.sympla", "assets.cymbal", "assets.cymbio")
-
-
-@dataclass(frozen=True)
-class EntitySpec:
-    """One raw entity: where it lives in the lake, its typed columns and its key."""
-
-    provider: str
-    entity: str
-    columns: pa.Schema  # the typed columns only; META_FIELDS are appended by `schema`
-    primary_key: tuple[str, ...]
-    # Columns that hold money in the provider's minor units (integers): checked to be integral.
-    money_minor_columns: tuple[str, ...] = ()
-    snapshot: bool = False  # one observation of "now", written under one day (assets/landing.plan_snapshot)
-    description: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"{self.provider}_{self.entity}"
-
-    @property
-    def schema(self) -> pa.Schema:
-        names = set(self.columns.names)
-        clash = names & {f.name for f in META_FIELDS}
-        if clash:
-            raise ValueError(f"{self.name}: typed columns may not use reserved names {sorted(clash)}")
-        return pa.schema([*self.columns, *META_FIELDS])
-
-
-_REGISTRY: dict[str, EntitySpec] = {}
-
-
-def register_entity(spec: EntitySpec) -> EntitySpec:
-    """Register (or re-register, on module reload) a raw entity; returns it for module constants."""
-    missing = [k for k in spec.primary_key if k not in spec.columns.names]
-    if missing:
-        raise ValueError(f"{spec.name}: primary key columns {missing} are not in its schema")
-    for col in spec.money_minor_columns:
-        if col not in spec.columns.names:
-            raise ValueError(f"{spec.name}: money column {col!r} is not in its schema")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def registered_entities(load: bool = True) -> dict[str, EntitySpec]:
-    """All raw entities by asset name. `load` imports the provider modules first (idempotent)."""
-    if load:
-        for module in PROVIDER_MODULES:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
-    return dict(sorted(_REGISTRY.items()))
-
-
-def entity(name: str) -> EntitySpec:
-    specs = registered_entities()
-    if name not in specs:
-        raise KeyError(f"no raw entity named {name!r}; known: {', '.join(specs)}")
-    return specs[name]
-
+from resources.lake import PART_FILE, SCHEMAS_AREA
 
 # --- views ----------------------------------------------------------------------------------------
 
@@ -177,31 +100,48 @@ def _landed_on_disk(lake_root: Path) -> dict[str, tuple[str, str]]:
     return found
 
 
+def schema_path(lake_root: Path | str, name: str) -> Path:
+    return Path(lake_root) / SCHEMAS_AREA / f"{name}.parquet"
+
+
+def record_schemas(lake_root: Path | str, entities: Iterable[EntitySpec]) -> None:
+    """Keep each entity's schema in the lake (an empty typed Parquet file), so every later catalog
+    shows a typed, empty `raw.*` view for it until it lands, whoever publishes."""
+    for spec in entities:
+        path = schema_path(lake_root, spec.name)
+        if path.exists() and pq.read_schema(path).equals(spec.schema, check_metadata=False):
+            continue
+        ensure_dir(path.parent)
+        atomic_write_table(spec.schema.empty_table(), path)
+
+
 def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None,
-                     schema: str = "raw") -> list[str]:
+                     schema: str = "raw", entities: Iterable[EntitySpec] = ()) -> list[str]:
     """(Re)create one view `{schema}.{provider}_{entity}` per raw entity, plus `{schema}.quarantine`
     and `{schema}.landed_partitions` (which partition days are in the lake); returns the view names.
 
-    A registered entity without files yet gets an empty view typed from its pyarrow schema, so
-    dbt never fails on a provider that is not configured. Hive partitioning is off on purpose:
-    `_partition` is already a column in every file, and an extra `date` column would make the
-    view's shape differ from the empty one.
+    An entity with files gets a view over them. An entity without files yet (one of `entities`, or
+    one whose schema the lake keeps: `record_schemas`) gets an empty view of its typed columns, so
+    dbt never fails on a provider that is not configured and analysts see every table from the
+    start. Hive partitioning is off on purpose: `_partition` is already a column in every file, and
+    an extra `date` column would make the view's shape differ from the empty one.
     """
     root = Path(lake_root) if lake_root is not None else settings.lake_dir()
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
-    specs = registered_entities()
+    specs = {e.name: e for e in entities}
+    kept = {p.stem: p for p in sorted((root / SCHEMAS_AREA).glob("*.parquet"))} if (root / SCHEMAS_AREA).is_dir() \
+        else {}
     names: list[str] = []
     on_disk = _landed_on_disk(root)
-    for name in sorted(set(specs) | set(on_disk)):
-        spec = specs.get(name)
-        provider, ent = (spec.provider, spec.entity) if spec else on_disk[name]
-        glob = entity_glob(root, provider, ent)
-        if _has_files(glob):
+    for name in sorted(set(specs) | set(on_disk) | set(kept)):
+        if name in on_disk:
+            provider, ent = on_disk[name]
+            glob = entity_glob(root, provider, ent)
             body = f"SELECT * FROM read_parquet({_literal(glob)}, union_by_name = true, hive_partitioning = false)"
-        elif spec is not None:
-            body = empty_view_sql(spec.schema)
-        else:  # pragma: no cover - on_disk implies files
-            continue
+        elif name in specs:
+            body = empty_view_sql(specs[name].schema)
+        else:
+            body = f"SELECT * FROM read_parquet({_literal(str(kept[name]))})"
         con.execute(f"CREATE OR REPLACE VIEW {_quote(schema)}.{_quote(name)} AS {body}")
         names.append(f"{schema}.{name}")
     # Quarantined records of every entity, one view (empty and typed until something is quarantined).
@@ -229,9 +169,9 @@ def landed_partitions_sql(lake_root: Path | str) -> str:
     at every query, like the entity views, and gives an empty VARCHAR `file` column when nothing
     matches, so an empty (or missing) lake is an empty view of the same four typed columns.
     """
-    pattern = str(Path(lake_root) / "raw" / "*" / "*" / "date=*" / "part-0.parquet")
+    pattern = str(Path(lake_root) / "raw" / "*" / "*" / "date=*" / PART_FILE)
     # Anchored at the end and `[^/]` only: a `/raw/` higher up in the lake root cannot match.
-    regex = _literal(r"/raw/([^/]+)/([^/]+)/date=(\d{4}-\d{2}-\d{2})/part-0\.parquet$")
+    regex = _literal(r"/raw/([^/]+)/([^/]+)/date=(\d{4}-\d{2}-\d{2})/" + re.escape(PART_FILE) + "$")
     parts = f"regexp_extract(replace(file, '\\', '/'), {regex}, ['provider', 'entity', 'day'])"
     return (
         "SELECT CAST(m.provider AS VARCHAR) AS provider, CAST(m.entity AS VARCHAR) AS entity, "
@@ -403,8 +343,9 @@ def _adopt_unversioned(target: Path, versions_dir: Path) -> None:
     fsync_dir(versions_dir)
 
 
-def publish_catalog(data_dir: Path | str | None = None) -> Path:
+def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[EntitySpec] = ()) -> Path:
     """Build the analysts' views-only catalog as a new version and point `warehouse.duckdb` at it.
+    `entities`: raw entities whose schemas the lake should keep from now on (`record_schemas`).
 
     Steps (under a lock that serializes publishers; readers never take it):
     1. sweep temp files dead publishers left;
@@ -423,6 +364,7 @@ def publish_catalog(data_dir: Path | str | None = None) -> Path:
     ensure_dir(versions_dir)
     with exclusive_lock(base / ".warehouse.lock"):
         sweep_temp_files([base, versions_dir])
+        record_schemas(lake_root, entities)
         _adopt_unversioned(target, versions_dir)
         existing = catalog_versions(base)
         number = int(_VERSION_RE.match(existing[-1].name)[1]) + 1 if existing else 1  # type: ignore[index]
@@ -449,10 +391,11 @@ def publish_catalog(data_dir: Path | str | None = None) -> Path:
 
 
 class WarehouseResource(DuckDBResource):
-    """The analysts' DuckDB catalog (`$MARQUEE_DATA_DIR/warehouse.duckdb`).
+    """The analysts' DuckDB catalog (`$MARQUEE_DATA_DIR/warehouse.duckdb`), as assets use it.
 
-    `get_connection()` (from DuckDBResource) opens it read-write, which the pipeline never needs:
-    use `read_connection()` to query it and `publish()` to rebuild it.
+    Landing assets call `publish()` after landing, so a newly landed entity gets its `raw.*` view;
+    `read_connection()` queries the catalog as an analyst would. `get_connection()` (from
+    DuckDBResource) would open it read-write, which the pipeline never does (see `publish_catalog`).
     """
 
     database: str = Field(
@@ -470,9 +413,7 @@ class WarehouseResource(DuckDBResource):
         finally:
             con.close()
 
-    def publish(self) -> Path:
-        return publish_catalog(Path(self.database).parent)
-
-
-def warehouse_resource() -> dg.ResourceDefinition | WarehouseResource:
-    return WarehouseResource()
+    def publish(self, entities: Iterable[EntitySpec] = ()) -> Path:
+        """Publish a new catalog version; `entities` (the caller's provider's) get typed views from now
+        on even before they land."""
+        return publish_catalog(Path(self.database).parent, entities)

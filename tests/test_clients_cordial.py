@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from pipelines.sandbox import cordial as co_sandbox
-from pipelines.sandbox import start_sandbox
 from resources.cordial import CordialResource
 from resources.errors import ProviderAuthError, ProviderRequestError
+from sandbox import cordial as co_sandbox
+from sandbox import start_sandbox
 
 ANCHOR = date(2026, 3, 15)
 FAULTS = "429:0.1,5xx:0.15,reset:0.15,truncate:0.1,slow:0.1:0.6"

@@ -8,11 +8,11 @@ from datetime import date
 
 import pytest
 
-from pipelines.sandbox import cymbio as cb_sandbox
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import world as w
 from resources.cymbio import CymbioResource
 from resources.errors import ProviderAuthError, ProviderRequestError
+from sandbox import cymbio as cb_sandbox
+from sandbox import start_sandbox
+from sandbox import world as w
 
 ANCHOR = date(2026, 3, 15)
 FAULTS = "429:0.08,5xx:0.1,reset:0.1,truncate:0.08,slow:0.05:0.6,repeat:0.5,expire:0.3"

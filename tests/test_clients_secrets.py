@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import world as w
+from assets.providers import build_resources
 from resources.errors import ProviderError
-from resources.registry import build_resources
+from sandbox import start_sandbox
+from sandbox import world as w
 
 SECRETS = (w.TICKETTAILOR_API_KEY, w.SYMPLA_TOKEN, w.CYMBAL_API_KEY, w.CYMBIO_CLIENT_SECRET, w.CORDIAL_API_KEY)
 BAD = {"TICKETTAILOR_API_KEY": "bad-tt-key-000111", "SYMPLA_TOKEN": "bad-sympla-000222",

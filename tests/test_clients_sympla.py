@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import sympla as sy_sandbox
 from resources.errors import ProviderAuthError, ProviderRequestError
 from resources.sympla import SymplaResource
+from sandbox import start_sandbox
+from sandbox import sympla as sy_sandbox
 
 ANCHOR = date(2026, 3, 15)
 FAULTS = "429:0.08,5xx:0.1,reset:0.1,truncate:0.08,slow:0.05:0.6,repeat:0.4"

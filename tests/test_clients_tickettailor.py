@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import tickettailor as tt_sandbox
 from resources.errors import ProviderAuthError
 from resources.tickettailor import TicketTailorResource
+from sandbox import start_sandbox
+from sandbox import tickettailor as tt_sandbox
 
 ANCHOR = date(2026, 3, 15)
 FAULTS = "429:0.08,5xx:0.1,reset:0.12,truncate:0.08,slow:0.05:0.6,repeat:0.3"

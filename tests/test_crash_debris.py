@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from assets import landing
+from assets.landing.lander import EntityLander
 from resources import files, lake
 from resources.warehouse import publish_catalog
 from tests.test_lake import SPEC, _convert, _records
@@ -112,7 +112,7 @@ def test_the_first_landing_of_a_process_sweeps_the_whole_lake(tmp_path: Path) ->
                                                                              _dead_pid(), "1")
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"x")
-    with landing.EntityLander(SPEC, [DAY], root=root) as lander:
+    with EntityLander(SPEC, [DAY], root=root) as lander:
         lander.add_page(_records(2), _convert, DAY)
         lander.commit()
     assert not orphan.exists()
@@ -129,7 +129,7 @@ def test_new_directories_are_fsynced_in_their_parent(tmp_path: Path, monkeypatch
     monkeypatch.setattr(files, "fsync_dir", record)
     monkeypatch.setattr(lake, "fsync_dir", record)
     root = tmp_path / "lake"
-    with landing.EntityLander(SPEC, [DAY], root=root) as lander:
+    with EntityLander(SPEC, [DAY], root=root) as lander:
         lander.add_page(_records(2), _convert, DAY)
         lander.commit()
     day_dir = lake.partition_dir(SPEC, DAY, root)
@@ -161,7 +161,7 @@ def test_a_multi_day_commit_prepares_every_file_before_renaming_any(tmp_path: Pa
     monkeypatch.setattr(lake.PartitionWriter, "prepare", spy_prepare)
     monkeypatch.setattr(lake.PartitionWriter, "commit", spy_commit)
     days = [DAY, date(2026, 3, 11)]
-    lander = landing.EntityLander(SPEC, days, root=tmp_path / "lake")
+    lander = EntityLander(SPEC, days, root=tmp_path / "lake")
     lander.add_page(_records(3), _convert, DAY)
     lander.commit()
     assert events == [f"prepare {days[0]}", f"prepare {days[1]}", f"rename {days[0]}", f"rename {days[1]}"]

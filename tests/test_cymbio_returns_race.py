@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from assets import cymbio as cy
-from pipelines.sandbox import cymbio as cy_sandbox
+from assets.providers import build_resources
 from resources import lake
-from resources.registry import build_resources
+from sandbox import cymbio as cy_sandbox
 from tests.test_landing_tickettailor import sandbox as sandbox  # noqa: F401  (fixture)
 
 DAY = date(2026, 3, 15)

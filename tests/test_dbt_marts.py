@@ -25,9 +25,9 @@ import pytest
 
 from assets.dbt import export_models, prepare_build_database
 from assets.dbt_project import dbt_env
-from pipelines import settings
+from assets.providers import entities as provider_entities
+from resources import settings
 from resources.pii import open_build_database
-from resources.warehouse import registered_entities
 
 DBT = Path(sys.executable).with_name("dbt")
 PII_KEY = "test-pii-key-do-not-use"
@@ -503,7 +503,7 @@ def write_lake(
     """Write rows as raw Parquet exactly as the landing assets do: the registered schema, one file
     per (entity, partition day). Rows of one partition with different loads go in separate files.
     A row `None` stands for a loaded day without records: the partition gets an empty typed file."""
-    specs = registered_entities()
+    specs = {e.name: e for e in provider_entities()}
     for name, entries in rows.items():
         spec = specs[name]
         groups: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
@@ -880,7 +880,7 @@ def test_incremental_run_equals_full_build(built, tmp_path):
     data_dir = tmp_path / "data"
     shutil.copytree(built["data_dir"] / "lake", data_dir / "lake")
     for name, entries in _changes().items():
-        spec = registered_entities()[name]
+        spec = {e.name: e for e in provider_entities()}[name]
         for day in {d for d, _, _ in entries}:
             shutil.rmtree(data_dir / "lake" / "raw" / spec.provider / spec.entity / f"date={day}", ignore_errors=True)
     # or_1's superseded version stays where it was (another file of the day in lake A): re-add it

@@ -16,7 +16,7 @@ from test_dbt_marts import DBT, PII_KEY, keyed_connection, write_lake
 
 from assets.dbt import prepare_build_database
 from assets.dbt_project import dbt_env
-from pipelines import settings
+from resources import settings
 
 LABEL = "Marketing: keep me posted about future events by email"
 NEGATED = "Tick if you do NOT want marketing emails"

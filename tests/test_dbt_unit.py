@@ -20,7 +20,7 @@ from test_dbt_marts import DBT, PII_KEY
 
 from assets.dbt import prepare_build_database
 from assets.dbt_project import dbt_env
-from pipelines import settings
+from resources import settings
 
 # What production builds add to `dbt build` so no run pays for the unit tests.
 EXCLUDE_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]

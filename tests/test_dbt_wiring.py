@@ -16,12 +16,12 @@ from assets.dbt import (
     DbtBuildConfig,
     _window_from_run,
     build_args,
+    dbt_resource,
     dbt_vars,
-    defs,
     marquee_dbt_models,
 )
 from assets.dbt_project import dbt_project
-from resources.warehouse import registered_entities
+from assets.providers import entities as provider_entities
 
 
 def _manifest() -> dict:
@@ -34,7 +34,7 @@ def test_every_raw_entity_has_a_source_and_one_staging_model():
     staging = {
         n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["fqn"][1] == "staging"
     }
-    for name, spec in registered_entities().items():
+    for name, spec in {e.name: e for e in provider_entities()}.items():
         assert name in sources, f"raw entity {name} has no dbt source"
         assert sources[name]["schema"] == "raw"
         assert sources[name]["meta"]["dagster"]["asset_key"] == [name]
@@ -68,7 +68,7 @@ def test_lineage_groups_checks_and_pool():
     )
     assert any(k == dg.AssetKey(["marts", "attendance"]) and n.startswith("not_greater_than") for k, n in checks)
     assert marquee_dbt_models.op.pool == DUCKDB_POOL
-    assert "dbt" in defs.resources
+    assert dbt_resource().project_dir
 
 
 def test_dbt_vars_and_args():
@@ -103,7 +103,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
 
     result = dg.materialize(
         [marquee_dbt_models],
-        resources=defs.resources,
+        resources={"dbt": dbt_resource()},
         tags={"marquee/min_date": "2025-01-01", "marquee/max_date": "2025-02-01"},
     )
     assert result.success

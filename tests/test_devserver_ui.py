@@ -88,7 +88,7 @@ def test_marquee_dev_serves_the_graph_with_data_schedules_and_checks(tmp_path):
     log = (tmp_path / "dev.log").open("w+")
     # Two days (yesterday and today) are enough to prove data reaches the UI and keeps the test short.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.devserver", "--port", str(port), "--days", "2"],
+        [sys.executable, "-m", "pipelines.cli.dev", "--port", str(port), "--days", "2"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -146,7 +146,7 @@ def test_marquee_dev_serves_the_graph_with_data_schedules_and_checks(tmp_path):
 
 
 def test_dev_environment_points_at_the_sandbox_and_never_at_the_real_lake(tmp_path):
-    from pipelines.devserver import dev_environment
+    from pipelines.cli.dev import dev_environment
 
     sandbox = {"TICKETTAILOR_BASE_URL": "http://127.0.0.1:1/tickettailor", "TICKETTAILOR_API_KEY": "sandbox"}
     real = {"TICKETTAILOR_BASE_URL": "https://api.tickettailor.com", "TICKETTAILOR_API_KEY": "sk_real",
@@ -173,7 +173,7 @@ def _dev(tmp_path: Path, port: int, *extra: str, ignore_sigint: bool = True) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MARQUEE_"))}
     env.update({"MARQUEE_DEV_DIR": str(dev_dir), "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"})
     log = tmp_path / "dev.log"
-    cmd = [sys.executable, "-m", "pipelines.devserver", "--port", str(port), *extra]
+    cmd = [sys.executable, "-m", "pipelines.cli.dev", "--port", str(port), *extra]
     if ignore_sigint:
         # What a shell's background job, nohup or some supervisors do: start with SIGINT ignored.
         # That disposition is inherited across exec; it is how `marquee dev` used to ignore both

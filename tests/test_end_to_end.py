@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from pipelines.sandbox import start_sandbox, truth
+from sandbox import start_sandbox, truth
 
 ANCHOR = date(2026, 3, 15)
 START = date(2026, 3, 9)
@@ -61,7 +61,7 @@ def test_marts_match_ground_truth(monkeypatch, tmp_path):
 
     # After a whole run (landing, dbt, exports, catalog, sync log, Dagster's own storage), no file of
     # the data directory, nor dbt's target/ and logs/, holds the PII key or any secret, in any form.
-    from pipelines import settings
+    from resources import settings
 
     wanted = {"MARQUEE_PII_HASH_KEY": secret_forms(PII_KEY)} | {n: secret_forms(v) for n, v in secrets.items()}
     roots = [data, settings.DBT_PROJECT_DIR / "target", settings.DBT_PROJECT_DIR / "logs"]

@@ -476,7 +476,7 @@ _ENV = ("TICKETTAILOR_API_KEY", "SYMPLA_TOKEN", "CYMBAL_API_KEY", "CYMBIO_CLIENT
 
 
 def test_registry_unset_secrets_load_and_run_as_not_configured(monkeypatch):
-    from resources.registry import build_resources
+    from assets.providers import build_resources
 
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
@@ -909,8 +909,8 @@ def test_a_bad_rate_limit_names_the_variable(text):
 
 
 def test_rate_limits_are_bound_from_the_environment(monkeypatch):
+    from assets.providers import build_resources
     from resources.cordial import CordialResource
-    from resources.registry import build_resources
 
     monkeypatch.setenv("CORDIAL_API_KEY", "k" * 8)
     monkeypatch.setenv("CORDIAL_BASE_URL", "http://127.0.0.1:9")

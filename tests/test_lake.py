@@ -17,16 +17,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets import landing
 from assets import tickettailor as tt
-from pipelines import settings
-from resources import lake
-from resources.warehouse import (
-    EntitySpec,
-    create_raw_views,
-    publish_catalog,
-    registered_entities,
-)
+from assets.landing.checks import duplicate_key_count
+from assets.landing.convert import RecordError, req, to_bool, to_decimal, to_id, to_money_minor, ts_text, ts_unix
+from assets.landing.lander import EntityLander, EntityResult
+from assets.landing.materialize import materialize_result
+from assets.landing.snapshot import day_ranges, land_snapshot
+from assets.providers import entities as provider_entities
+from resources import lake, settings
+from resources.entity import EntitySpec
+from resources.warehouse import create_raw_views, publish_catalog
 
 PROJECT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 3, 10)
@@ -38,9 +38,9 @@ SPEC = EntitySpec(
 
 
 def _convert(rec: dict) -> dict:
-    return {"id": landing.to_id(landing.req(rec, "id"), "id"),
-            "amount": landing.to_money_minor(rec.get("amount"), "amount"),
-            "at": landing.ts_unix(rec.get("at"), "at")}
+    return {"id": to_id(req(rec, "id"), "id"),
+            "amount": to_money_minor(rec.get("amount"), "amount"),
+            "at": ts_unix(rec.get("at"), "at")}
 
 
 def _records(n: int, start: int = 0) -> list[dict]:
@@ -50,7 +50,7 @@ def _records(n: int, start: int = 0) -> list[dict]:
 def test_writer_streams_pages_into_row_groups_and_renames_atomically(tmp_path: Path) -> None:
     root = tmp_path / "lake"
     loaded = datetime(2026, 3, 11, tzinfo=UTC)
-    with landing.EntityLander(SPEC, [DAY], loaded, root, row_group_rows=250) as lander:
+    with EntityLander(SPEC, [DAY], loaded, root, row_group_rows=250) as lander:
         for page_start in range(0, 1000, 100):
             lander.add_page(_records(100, page_start), _convert, DAY)
         # Nothing visible before the commit: readers see the old partition (here: none).
@@ -71,7 +71,7 @@ def test_writer_streams_pages_into_row_groups_and_renames_atomically(tmp_path: P
 
 
 def test_empty_day_writes_an_empty_typed_file(tmp_path: Path) -> None:
-    with landing.EntityLander(SPEC, [DAY, date(2026, 3, 11)], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY, date(2026, 3, 11)], root=tmp_path) as lander:
         lander.add_page(_records(3), _convert, DAY)
         lander.commit()
     empty = pq.read_table(lake.partition_path(SPEC, date(2026, 3, 11), tmp_path))
@@ -81,10 +81,10 @@ def test_empty_day_writes_an_empty_typed_file(tmp_path: Path) -> None:
 
 def test_rerun_replaces_exactly_its_partition(tmp_path: Path) -> None:
     for day, n in ((DAY, 5), (date(2026, 3, 11), 7)):
-        with landing.EntityLander(SPEC, [day], root=tmp_path) as lander:
+        with EntityLander(SPEC, [day], root=tmp_path) as lander:
             lander.add_page(_records(n), _convert, day)
             lander.commit()
-    with landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         lander.add_page(_records(2, 100), _convert, DAY)
         lander.commit()
     assert lake.read_partition(SPEC, DAY, tmp_path).column("id").to_pylist() == ["t100", "t101"]
@@ -92,10 +92,10 @@ def test_rerun_replaces_exactly_its_partition(tmp_path: Path) -> None:
 
 
 def test_an_exception_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
-    with landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         lander.add_page(_records(4), _convert, DAY)
         lander.commit()
-    with pytest.raises(RuntimeError), landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with pytest.raises(RuntimeError), EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         lander.add_page(_records(50, 10), _convert, DAY)
         raise RuntimeError("provider went away mid-partition")
     assert lake.read_partition(SPEC, DAY, tmp_path).column("id").to_pylist() == ["t0", "t1", "t2", "t3"]
@@ -107,16 +107,16 @@ def test_killed_process_leaves_a_whole_partition(tmp_path: Path, step: str) -> N
     """The process dies (os._exit, no cleanup) at the named step of a re-run: the partition is
     either entirely the previous one (before the rename) or entirely the new one (after)."""
     root = tmp_path / "lake"
-    with landing.EntityLander(SPEC, [DAY], root=root) as lander:
+    with EntityLander(SPEC, [DAY], root=root) as lander:
         lander.add_page(_records(4), _convert, DAY)
         lander.commit()
     script = textwrap.dedent(f"""
         import pyarrow as pa
         from datetime import date
-        from assets import landing
-        from resources.warehouse import EntitySpec
+        from assets.landing.lander import EntityLander
+        from resources.entity import EntitySpec
         from tests.test_lake import SPEC, _convert, _records
-        with landing.EntityLander(SPEC, [date(2026, 3, 10)], root={str(root)!r}, row_group_rows=100) as lander:
+        with EntityLander(SPEC, [date(2026, 3, 10)], root={str(root)!r}, row_group_rows=100) as lander:
             for start in range(0, 1000, 100):
                 lander.add_page(_records(100, 1000 + start), _convert, date(2026, 3, 10))
             lander.commit()
@@ -140,7 +140,7 @@ def test_killed_process_leaves_a_whole_partition(tmp_path: Path, step: str) -> N
 def test_bad_records_go_to_quarantine_and_the_rest_lands(tmp_path: Path) -> None:
     page = _records(3) + [{"amount": 5}, {"id": "bad-type", "amount": "12"}, {"id": "frac", "amount": 12.5},
                           {"id": "ok-float", "amount": 700.0}]
-    with landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         accepted = lander.add_page(page, _convert, DAY)
         result = lander.commit()
     assert accepted == 4 and result.row_count == 4 and result.quarantine_count == 3
@@ -152,7 +152,7 @@ def test_bad_records_go_to_quarantine_and_the_rest_lands(tmp_path: Path) -> None
     assert "integral minor units" in reasons["frac"]
     assert {r["provider"] for r in q} == {"unit"} and {r["_partition"] for r in q} == {DAY}
     # A clean re-run removes the day's quarantine file: quarantine describes the current partition.
-    with landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         lander.add_page(_records(3), _convert, DAY)
         lander.commit()
     assert lake.read_partition(SPEC, DAY, tmp_path, area="quarantine") is None
@@ -162,7 +162,7 @@ def test_rows_arrow_rejects_are_quarantined_one_by_one(tmp_path: Path) -> None:
     def loose(rec: dict) -> dict:  # a converter that lets a wrong type through to Arrow
         return {"id": rec["id"], "amount": rec["amount"], "at": None}
 
-    with landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         lander.add_page([{"id": "a", "amount": 1}, {"id": "b", "amount": "x"}, {"id": "c", "amount": 3}], loose, DAY)
         result = lander.commit()
     assert lake.read_partition(SPEC, DAY, tmp_path).column("id").to_pylist() == ["a", "c"]
@@ -170,7 +170,7 @@ def test_rows_arrow_rejects_are_quarantined_one_by_one(tmp_path: Path) -> None:
 
 
 def test_records_outside_the_window_are_quarantined_not_landed_elsewhere(tmp_path: Path) -> None:
-    with landing.EntityLander(SPEC, [DAY], root=tmp_path) as lander:
+    with EntityLander(SPEC, [DAY], root=tmp_path) as lander:
         lander.add_page(_records(2), _convert, lambda row: row["at"].date() if row["id"] == "t0" else date(2026, 1, 1))
         result = lander.commit()
     assert result.row_count == 1 and result.quarantine_count == 1
@@ -184,7 +184,7 @@ def test_a_long_window_shares_one_memory_budget_across_its_day_writers(tmp_path:
     days = [DAY + timedelta(days=i) for i in range(60)]
     budget = 48 * 1024
     peak = 0
-    with landing.EntityLander(SPEC, days, root=tmp_path, budget=lake.BufferBudget(budget)) as lander:
+    with EntityLander(SPEC, days, root=tmp_path, budget=lake.BufferBudget(budget)) as lander:
         for page in range(40):  # each page spreads 120 rows over all 60 days
             records = _records(120, start=page * 120)
             lander.add_page(records, _convert, lambda row: days[int(row["id"][1:]) % len(days)])
@@ -222,7 +222,7 @@ def test_writers_of_different_entities_share_one_budget(tmp_path: Path) -> None:
 
 
 def test_day_spans_cut_consecutive_days_and_break_at_gaps() -> None:
-    from pipelines.partitions import day_spans
+    from resources.partitions import day_spans
 
     d = [date(2026, 1, 1) + timedelta(days=i) for i in range(70)]
     assert day_spans(d, 31) == [d[:31], d[31:62], d[62:]]
@@ -252,10 +252,10 @@ class _Pages:
 
 
 def _snapshot(days: list[date], records: list[dict], today: date, root: Path,
-              log: list[str] | None = None) -> tuple[landing.EntityResult, _Pages]:
+              log: list[str] | None = None) -> tuple[EntityResult, _Pages]:
     pages = _Pages(records)
     loaded = datetime.combine(today, datetime.min.time(), UTC)
-    result = landing.land_snapshot(SNAP, days, pages, _convert, root, loaded, today,
+    result = land_snapshot(SNAP, days, pages, _convert, root, loaded, today,
                                    log.append if log is not None else None)
     return result, pages
 
@@ -344,13 +344,13 @@ def test_a_year_long_backfill_lands_one_copy_not_one_per_day(tmp_path: Path) -> 
     assert lake.landed_days(SNAP, tmp_path) == [year[-1]]
     assert result.row_count == 6
     assert len(result.snapshot.absent) == 364
-    assert landing.day_ranges(result.snapshot.absent) == f"{year[0]}..{year[-2]}"
+    assert day_ranges(result.snapshot.absent) == f"{year[0]}..{year[-2]}"
 
 
 def test_snapshot_materialization_metadata_says_what_was_written_and_kept(tmp_path: Path) -> None:
     _snapshot([D2], _records(3), today=D2, root=tmp_path)
     result, _ = _snapshot([D1, D2, D3], _records(5, 10), today=LATER, root=tmp_path)
-    meta = {k: getattr(v, "value", v) for k, v in landing.materialize_result(result).metadata.items()}
+    meta = {k: getattr(v, "value", v) for k, v in materialize_result(result).metadata.items()}
     assert meta["snapshot_written_to"] == D3.isoformat()
     assert meta["snapshot_kept_days"] == 1 and meta["snapshot_absent_days"] == 1
     assert meta["snapshot_kept"] == D2.isoformat()
@@ -394,39 +394,39 @@ def test_snapshots_on_several_days_read_through_the_raw_view_and_dedup_to_the_la
 
 def test_timestamps_are_parsed_to_utc() -> None:
     # Sympla sends local Sao Paulo time without offset; March 2026 is UTC-3 (no DST since 2019).
-    assert landing.ts_text("2026-03-02 21:00:00", "x", "America/Sao_Paulo") == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
-    assert landing.ts_text("2026-03-02 21:00:00", "x", "UTC") == datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
-    assert landing.ts_text("2018-09-10T10:21:10-03:00", "x") == datetime(2018, 9, 10, 13, 21, 10, tzinfo=UTC)
-    assert landing.ts_text("2023-09-21T06:40:17.932Z", "x") == datetime(2023, 9, 21, 6, 40, 17, 932000, tzinfo=UTC)
-    assert landing.ts_unix(1587042691, "x") == datetime(2020, 4, 16, 13, 11, 31, tzinfo=UTC)
-    with pytest.raises(landing.RecordError):
-        landing.ts_text("yesterday", "x")
+    assert ts_text("2026-03-02 21:00:00", "x", "America/Sao_Paulo") == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    assert ts_text("2026-03-02 21:00:00", "x", "UTC") == datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
+    assert ts_text("2018-09-10T10:21:10-03:00", "x") == datetime(2018, 9, 10, 13, 21, 10, tzinfo=UTC)
+    assert ts_text("2023-09-21T06:40:17.932Z", "x") == datetime(2023, 9, 21, 6, 40, 17, 932000, tzinfo=UTC)
+    assert ts_unix(1587042691, "x") == datetime(2020, 4, 16, 13, 11, 31, tzinfo=UTC)
+    with pytest.raises(RecordError):
+        ts_text("yesterday", "x")
 
 
 def test_money_stays_exact() -> None:
-    assert landing.to_decimal(0.29, "x") == Decimal("0.29")  # float 0.29 * 100 would be 28.999...
-    assert landing.to_decimal(123.5, "x") == Decimal("123.50")
-    with pytest.raises(landing.RecordError):
-        landing.to_decimal(1.005, "x")  # more precision than reais have: quarantined, never rounded
-    assert landing.to_money_minor(850000, "x") == 850000
-    with pytest.raises(landing.RecordError, match="integral minor units"):
-        landing.to_money_minor(12.5, "x")
-    assert landing.to_bool("false", "x") is False and landing.to_bool(1, "x") is True
+    assert to_decimal(0.29, "x") == Decimal("0.29")  # float 0.29 * 100 would be 28.999...
+    assert to_decimal(123.5, "x") == Decimal("123.50")
+    with pytest.raises(RecordError):
+        to_decimal(1.005, "x")  # more precision than reais have: quarantined, never rounded
+    assert to_money_minor(850000, "x") == 850000
+    with pytest.raises(RecordError, match="integral minor units"):
+        to_money_minor(12.5, "x")
+    assert to_bool("false", "x") is False and to_bool(1, "x") is True
 
 
 def test_duplicate_key_count() -> None:
     t = pa.table({"a": [1, 1, 2, 3, 3, 3], "b": ["x", "y", "x", "x", "x", "x"]})
-    assert landing.duplicate_key_count(t, ["a"]) == 2
-    assert landing.duplicate_key_count(t, ["a", "b"]) == 1
+    assert duplicate_key_count(t, ["a"]) == 2
+    assert duplicate_key_count(t, ["a", "b"]) == 1
 
 
 # --- warehouse ------------------------------------------------------------------------------------
 
 
-def test_every_registered_entity_has_a_typed_view_even_before_landing(tmp_path: Path) -> None:
+def test_every_declared_entity_has_a_typed_view_even_before_landing(tmp_path: Path) -> None:
     con = duckdb.connect()
-    names = create_raw_views(con, tmp_path / "lake")
-    specs = registered_entities()
+    names = create_raw_views(con, tmp_path / "lake", entities=provider_entities())
+    specs = {e.name: e for e in provider_entities()}
     assert {n.removeprefix("raw.") for n in names} == set(specs) | {"quarantine", "landed_partitions"}
     cols = dict(con.execute("select column_name, data_type from information_schema.columns "
                         "where table_schema='raw' and table_name='tickettailor_orders'").fetchall())
@@ -442,7 +442,7 @@ def test_landed_entity_view_reads_its_partitions(tmp_path: Path) -> None:
     root = tmp_path / "lake"
     order = {"id": "or_1", "status": "completed", "currency": {"code": "gbp"}, "total": 1250,
              "created_at": 1773100800, "event_summary": {"id": "ev_1"}}
-    with landing.EntityLander(tt.ORDERS, [DAY], root=root) as lander:
+    with EntityLander(tt.ORDERS, [DAY], root=root) as lander:
         lander.add_page([order], tt.convert_order, DAY)
         lander.commit()
     con = duckdb.connect()
@@ -455,7 +455,7 @@ def test_landed_entity_view_reads_its_partitions(tmp_path: Path) -> None:
 def test_publish_swaps_the_catalog_under_an_open_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     monkeypatch.setenv("MARQUEE_DATA_DIR", str(data))
-    first = publish_catalog()
+    first = publish_catalog(entities=provider_entities())  # as the dbt asset publishes: every entity
     assert first == settings.warehouse_path()
     reader = duckdb.connect(str(first), read_only=True)
     try:
@@ -464,11 +464,12 @@ def test_publish_swaps_the_catalog_under_an_open_reader(tmp_path: Path, monkeypa
         models = data / "lake" / "models" / "marts"
         models.mkdir(parents=True)
         pq.write_table(pa.table({"provider": ["tickettailor"], "orders": [3]}), models / "revenue.parquet")
-        publish_catalog()
+        publish_catalog()  # a later publisher need not know the entities: the lake kept their schemas
         assert reader.execute("select count(*) from raw.tickettailor_orders").fetchone() == (0,)  # old catalog, fine
     finally:
         reader.close()
     fresh = duckdb.connect(str(first), read_only=True)
     assert fresh.execute("select provider, orders from marts.revenue").fetchall() == [("tickettailor", 3)]
+    assert fresh.execute("select count(*) from raw.tickettailor_orders").fetchone() == (0,)
     fresh.close()
     assert not list(data.glob("*.tmp"))

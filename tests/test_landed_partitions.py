@@ -11,10 +11,11 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from assets import landing
 from assets.dbt import marquee_dbt_models
+from assets.landing.lander import EntityLander
+from assets.providers import entity
 from resources import lake
-from resources.warehouse import create_raw_views, entity, publish_catalog
+from resources.warehouse import create_raw_views, publish_catalog
 
 SELECT = "SELECT provider, entity, asset, partition_date FROM raw.landed_partitions ORDER BY ALL"
 COLUMNS = [("provider", "VARCHAR"), ("entity", "VARCHAR"), ("asset", "VARCHAR"), ("partition_date", "DATE")]
@@ -27,7 +28,7 @@ def _columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 def _land(root: Path, name: str, day: date, records: list[dict]) -> Path:
     """Land one day of an entity through the real writer (records already typed)."""
     spec = entity(name)
-    with landing.EntityLander(spec, [day], datetime(2026, 3, 16, tzinfo=UTC), root=root) as lander:
+    with EntityLander(spec, [day], datetime(2026, 3, 16, tzinfo=UTC), root=root) as lander:
         if records:
             lander.add_page(records, lambda r: r, day)
         lander.commit()

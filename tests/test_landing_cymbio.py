@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from assets import cymbio as cy
-from pipelines.sandbox import cymbio as cy_sandbox
 from resources import lake
+from sandbox import cymbio as cy_sandbox
 from tests.test_landing_tickettailor import (
     _materialize_script,
     check_results,
@@ -43,7 +43,7 @@ def _landed_ids() -> list[int]:
 
 def test_variants_and_order_line_statuses(sandbox: Any) -> None:  # noqa: F811
     result = run([cy.cymbio_variants, cy.cymbio_returns_assets, cy.cymbio_order_line_statuses,
-                  *cy.defs.asset_checks], DAY.isoformat())
+                  *cy.PROVIDER.checks], DAY.isoformat())
     assert result.success
     mats = materializations(result)
     assert mats["cymbio_variants"]["dagster/row_count"] == cy_sandbox.variant_count(sandbox.world)

@@ -16,13 +16,13 @@ import pyarrow as pa
 
 from assets import cymbal as cb
 from assets import sympla as sy
-from pipelines.sandbox import sympla as sy_sandbox
+from assets.providers import build_resources
 from resources import lake
-from resources.registry import build_resources
+from sandbox import sympla as sy_sandbox
 from tests.test_landing_tickettailor import check_results, content, materializations, run
 from tests.test_landing_tickettailor import sandbox as sandbox  # noqa: F401  (fixture)
 
-ALL = [sy.sympla_events, sy.sympla_orders, sy.sympla_participants, *sy.defs.asset_checks]
+ALL = [sy.sympla_events, sy.sympla_orders, sy.sympla_participants, *sy.PROVIDER.checks]
 
 
 def test_orders_of_every_status_land_per_utc_creation_day(sandbox: Any) -> None:  # noqa: F811
@@ -152,7 +152,7 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
 
 
 def test_an_event_whose_id_would_rewrite_the_path_is_quarantined_and_the_day_lands(sandbox: Any) -> None:  # noqa: F811
-    from pipelines.sandbox.glitches import BAD_EVENT_ID
+    from sandbox.glitches import BAD_EVENT_ID
 
     events = sorted(sy_sandbox.event_facts(sandbox.world), key=lambda e: e.starts_at)
     bad = events[0].event_id  # GET /events lists by start date: the glitch strikes the first one
@@ -163,7 +163,7 @@ def test_an_event_whose_id_would_rewrite_the_path_is_quarantined_and_the_day_lan
 
     plan = sandbox.set_faults("badid:1@/sympla/events")
     instance = dg.DagsterInstance.ephemeral()
-    result = run([sy.sympla_events, sy.sympla_orders, sy.sympla_participants, *sy.defs.asset_checks],
+    result = run([sy.sympla_events, sy.sympla_orders, sy.sympla_participants, *sy.PROVIDER.checks],
                  day.isoformat(), instance=instance)
     assert result.success and plan.injected["badid"] >= 2  # the events landing and each per-event walk
 

@@ -21,11 +21,11 @@ import pyarrow as pa
 import pytest
 
 from assets import tickettailor as tt
-from pipelines import settings
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import tickettailor as tt_sandbox
-from resources import lake
-from resources.registry import build_resources
+from assets.providers import build_resources
+from resources import lake, settings
+from resources.partitions import window_bounds
+from sandbox import start_sandbox
+from sandbox import tickettailor as tt_sandbox
 
 PROJECT = Path(__file__).resolve().parent.parent
 ANCHOR = date(2026, 3, 15)
@@ -74,7 +74,7 @@ def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-ALL_TT = [tt.tickettailor_orders_assets, tt.tickettailor_events, tt.tickettailor_issued_tickets, *tt.defs.asset_checks]
+ALL_TT = [tt.tickettailor_orders_assets, tt.tickettailor_events, tt.tickettailor_issued_tickets, *tt.PROVIDER.checks]
 
 
 # --- tests ----------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_issued_tickets_land_under_the_event_start_day(sandbox: Any) -> None:
     per_event = Counter(f.event_id for f in tt_sandbox.ticket_facts(sandbox.world))
     day = events[0].starts_at.astimezone(UTC).date()
     expected = sum(per_event[e.event_id] for e in events if e.starts_at.astimezone(UTC).date() == day)
-    result = run([tt.tickettailor_issued_tickets, *tt.defs.asset_checks], day.isoformat())
+    result = run([tt.tickettailor_issued_tickets, *tt.PROVIDER.checks], day.isoformat())
     assert result.success
     assert materializations(result)["tickettailor_issued_tickets"]["dagster/row_count"] == expected > 0
     table = lake.read_partition(tt.ISSUED_TICKETS, day)
@@ -141,7 +141,7 @@ def _materialize_script(module: str, asset_attr: str) -> str:
     return textwrap.dedent(f"""
         import sys
         import dagster as dg
-        from resources.registry import build_resources
+        from assets.providers import build_resources
         import {module} as m
         result = dg.materialize([m.{asset_attr}], partition_key=sys.argv[1], resources=build_resources(),
                                 raise_on_error=False)
@@ -180,10 +180,10 @@ class _BrokenOrders:
 
 def test_misfit_records_are_quarantined_counted_and_flagged(sandbox: Any) -> None:
     day = date(2026, 3, 10)
-    start, end = tt.day_bounds(day)
+    start, end = window_bounds(day, day)
     good = [o for page in build_resources()["tickettailor"].iter_orders(start, end) for o in page]
-    result = run([tt.tickettailor_orders_assets, *tt.defs.asset_checks], day.isoformat(),
-                 resources={"tickettailor": _BrokenOrders(good)})
+    result = run([tt.tickettailor_orders_assets, *tt.PROVIDER.checks], day.isoformat(),
+                 resources={**build_resources(), "tickettailor": _BrokenOrders(good)})
     assert result.success  # the rest of the partition landed
     mats = materializations(result)
     assert mats["tickettailor_orders"]["dagster/row_count"] == len(good) - 2
@@ -207,7 +207,7 @@ def test_unconfigured_provider_is_skipped_and_others_run(sandbox: Any, monkeypat
 
     monkeypatch.delenv("TICKETTAILOR_API_KEY")
     instance = dg.DagsterInstance.ephemeral()
-    result = run([*ALL_TT, cymbal.cymbal_campaign_analytics, *cymbal.defs.asset_checks], "2026-03-10",
+    result = run([*ALL_TT, cymbal.cymbal_campaign_analytics, *cymbal.PROVIDER.checks], "2026-03-10",
                  instance=instance)
     assert result.success
     assert set(materializations(result)) == {"cymbal_campaign_analytics"}
@@ -218,9 +218,10 @@ def test_unconfigured_provider_is_skipped_and_others_run(sandbox: Any, monkeypat
 
 
 def test_parallel_partitions_while_a_reader_holds_the_warehouse(sandbox: Any, tmp_path: Path) -> None:
+    from assets.providers import entities
     from resources.warehouse import publish_catalog
 
-    warehouse = publish_catalog()
+    warehouse = publish_catalog(entities=entities())
     stop = tmp_path / "stop"
     reader_script = textwrap.dedent(f"""
         import os, sys, time, duckdb
@@ -290,7 +291,7 @@ def test_events_backfill_of_past_days_writes_the_last_day_and_keeps_history(sand
     history = lake.partition_path(tt.EVENTS, d6).read_bytes()
 
     instance = dg.DagsterInstance.ephemeral()
-    result = _range([tt.tickettailor_events, *tt.defs.asset_checks], d5, d7, instance)
+    result = _range([tt.tickettailor_events, *tt.PROVIDER.checks], d5, d7, instance)
     assert result.success
     assert lake.landed_days(tt.EVENTS) == [d6, d7]  # 03-05 gets no file, not even an empty one
     assert lake.partition_path(tt.EVENTS, d6).read_bytes() == history

@@ -31,11 +31,11 @@ from assets.dbt_project import dbt_env
 from assets.reverse_sync.assets import SYNC_ASSETS, SYNC_CHECKS, blocking_check_keys
 from assets.reverse_sync.consent import contact_key
 from assets.reverse_sync.log import FAILED, SENT, SyncLog
-from pipelines import settings
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox.sympla import MARKETING_QUESTION as SY_LABEL
-from pipelines.sandbox.tickettailor import MARKETING_QUESTION as TT_LABEL
-from pipelines.sandbox.tickettailor import NEGATED_MARKETING_QUESTION
+from resources import settings
+from sandbox import start_sandbox
+from sandbox.sympla import MARKETING_QUESTION as SY_LABEL
+from sandbox.tickettailor import MARKETING_QUESTION as TT_LABEL
+from sandbox.tickettailor import NEGATED_MARKETING_QUESTION
 
 TODAY = datetime.now(UTC).date()
 # Three days ago: every sandbox answer is then older than a day (see the deleted-log test).
@@ -90,7 +90,7 @@ def world(tmp_path_factory):
     mp.setenv("MARQUEE_START_DATE", (TODAY - timedelta(days=120)).isoformat())
     mp.setenv("MARQUEE_CONSENT_LABEL", f"{TT_LABEL}|{SY_LABEL}")
     mp.setenv("MARQUEE_PII_HASH_KEY", PII_KEY)
-    from resources.registry import build_resources
+    from assets.providers import build_resources
 
     with start_sandbox(anchor=ANCHOR) as sb:
         for key, value in sb.env.items():
@@ -130,7 +130,7 @@ def rebuild() -> None:
 
 def run_sync(resources: dict | None = None, raise_on_error: bool = True, only: list[str] | None = None,
              instance: dg.DagsterInstance | None = None, tags: dict | None = None):
-    from resources.registry import build_resources
+    from assets.providers import build_resources
 
     return dg.materialize([*SYNC_ASSETS, *SYNC_CHECKS], resources=resources or build_resources(),
                           tags=tags or RANGE_TAGS, raise_on_error=raise_on_error, instance=instance,
@@ -435,8 +435,8 @@ def test_a_wrong_base_url_stops_the_destination_after_a_handful_of_requests(sand
 
 
 def test_a_failed_destination_is_logged_fails_loudly_and_is_retried_next_run(sandbox):
+    from assets.providers import build_resources
     from resources.cymbal import CymbalResource
-    from resources.registry import build_resources
 
     res = build_resources()
     # Cymbal unreachable (nothing listens on port 9): the core retries, then gives up.
@@ -500,7 +500,7 @@ CONTACT_ASSETS = ["sync_cymbal_contacts", "sync_cordial_contacts"]
 
 
 def run_partition(day: date, only: list[str]):
-    from resources.registry import build_resources
+    from assets.providers import build_resources
 
     return dg.materialize([*SYNC_ASSETS], resources=build_resources(), partition_key=day.isoformat(),
                           selection=dg.AssetSelection.assets(*only))
@@ -514,7 +514,7 @@ def contact_emails(sb) -> tuple[list[str], list[str]]:
 def test_consent_landing_after_the_order_window_is_synced_by_a_later_partition(sandbox):
     """A Sympla buyer's answer is on their ticket, which lands with the event's participants, weeks
     after the order's own partition was synced: a later partition's run sends them, exactly once."""
-    from resources.registry import build_resources
+    from assets.providers import build_resources
 
     data = Path(os.environ["MARQUEE_DATA_DIR"])
     for sub in ("lake", "build"):  # a fresh lake: the early orders only, no participants yet

@@ -24,15 +24,15 @@ import psutil
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from assets.providers import PROVIDERS
 from pipelines.instance import DUCKDB_POOL, MARQUEE_POOLS, ensure_instance_config, ensure_pool_slots
 from pipelines.reaper import HOST_TAG, PID_TAG, PROCESS_TAG, judge, owner_tags, process_identity
-from pipelines.sandbox import start_sandbox
-from resources.registry import CREDENTIAL_ENV
+from sandbox import start_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 3, 15)
 MODELS = "group:staging or group:intermediate or group:marts"
-PROVIDER_VARS = [var for names in CREDENTIAL_ENV.values() for var in names]
+PROVIDER_VARS = [var for p in PROVIDERS for var in p.resource.required]
 IN_PROGRESS = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING)
 
 pytestmark = pytest.mark.slow

@@ -9,12 +9,13 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipelines.runner import run_main, run_range
-from pipelines.sandbox import start_sandbox
-from resources.registry import CREDENTIAL_ENV
+from assets.providers import PROVIDERS
+from pipelines.cli.run import main as run_main
+from pipelines.runner import run_range
+from sandbox import start_sandbox
 
 ANCHOR = date(2026, 3, 15)
-PROVIDER_VARS = [var for names in CREDENTIAL_ENV.values() for var in names]
+PROVIDER_VARS = [var for p in PROVIDERS for var in p.resource.required]
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from datetime import date
 import httpx
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import world as w
-from pipelines.sandbox.cordial import stored
+from sandbox import start_sandbox
+from sandbox import world as w
+from sandbox.cordial import stored
 
 ANCHOR = date(2026, 3, 15)
 

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import world as w
-from pipelines.sandbox.cymbal import campaign_analytics, stored
+from sandbox import start_sandbox
+from sandbox import world as w
+from sandbox.cymbal import campaign_analytics, stored
 
 ANCHOR = date(2026, 3, 15)
 ANALYTICS = "/v1/partners/campaigns/analytics"

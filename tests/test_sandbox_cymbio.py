@@ -10,9 +10,9 @@ from datetime import date, datetime
 import httpx
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import world as w
-from pipelines.sandbox.cymbio import add_returns, configure
+from sandbox import start_sandbox
+from sandbox import world as w
+from sandbox.cymbio import add_returns, configure
 
 ANCHOR = date(2026, 3, 15)
 RETAILER = f"/v3/retailers/{w.CYMBIO_RETAILER_ID}"

@@ -17,14 +17,14 @@ from datetime import date
 import httpx
 import pytest
 
-from pipelines.sandbox import Sandbox, _internal, start_sandbox
-from pipelines.sandbox import cordial as co_sandbox
-from pipelines.sandbox import world as w
-from pipelines.sandbox.cli import main as sandbox_main
-from pipelines.sandbox.cordial import CordialSandbox
-from pipelines.sandbox.faults import MAX_CONSECUTIVE, FaultPlan, FaultSpecError
-from pipelines.sandbox.http import LISTEN_BACKLOG, SandboxContext
-from pipelines.sandbox.ratelimit import RateLimits, RateLimitSpecError, parse_rate_limits
+from sandbox import Sandbox, _internal, start_sandbox
+from sandbox import cordial as co_sandbox
+from sandbox import world as w
+from sandbox.cli import main as sandbox_main
+from sandbox.cordial import CordialSandbox
+from sandbox.faults import MAX_CONSECUTIVE, FaultPlan, FaultSpecError
+from sandbox.http import LISTEN_BACKLOG, SandboxContext
+from sandbox.ratelimit import RateLimits, RateLimitSpecError, parse_rate_limits
 
 ANCHOR = date(2026, 3, 15)
 KEY = (w.TICKETTAILOR_API_KEY, "")
@@ -156,7 +156,7 @@ def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
 
 # --- vendor glitches: scoped, sticky, changeable on a running sandbox ------------------------------
 
-from pipelines.sandbox.faults import GLITCH_NAMES  # noqa: E402
+from sandbox.faults import GLITCH_NAMES  # noqa: E402
 
 
 def test_glitch_specs_take_a_path_scope_and_stay_out_of_all():

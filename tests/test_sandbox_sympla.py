@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import sympla as sy
-from pipelines.sandbox import world as w
-from pipelines.sandbox.glitches import BAD_EVENT_ID
+from sandbox import start_sandbox
+from sandbox import sympla as sy
+from sandbox import world as w
+from sandbox.glitches import BAD_EVENT_ID
 
 ANCHOR = date(2026, 3, 15)
 SP = ZoneInfo("America/Sao_Paulo")

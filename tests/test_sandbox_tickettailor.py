@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import tickettailor as tt
-from pipelines.sandbox import world as w
+from sandbox import start_sandbox
+from sandbox import tickettailor as tt
+from sandbox import world as w
 
 ANCHOR = date(2026, 3, 15)
 KEY = (w.TICKETTAILOR_API_KEY, "")

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from pipelines.sandbox import truth
-from pipelines.sandbox import world as w
+from sandbox import truth
+from sandbox import world as w
 
 SENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -264,8 +264,8 @@ def test_days_to_check_follow_the_run_and_skip_todays_partial_day():
 
 
 def test_anomaly_check_warns_on_a_zero_day_read_from_the_lake(tmp_path, monkeypatch):
+    from assets.providers import entity
     from resources.lake import partition_path
-    from resources.warehouse import entity
 
     spec = entity("tickettailor_orders")
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
@@ -296,7 +296,7 @@ def test_anomaly_check_warns_on_a_zero_day_read_from_the_lake(tmp_path, monkeypa
 
 
 def _stand_in_project():
-    from pipelines.partitions import daily_partitions
+    from resources.partitions import daily_partitions
 
     @dg.asset(name="tickettailor_orders", group_name="tickettailor", partitions_def=daily_partitions,
               backfill_policy=dg.BackfillPolicy.single_run())
@@ -307,7 +307,8 @@ def _stand_in_project():
     def revenue(context) -> None:
         context.log.info(f"window {context.run.tags.get('marquee/min_date')}")
 
-    return dg.Definitions.merge(dg.Definitions(assets=[tt_orders, revenue]), schedules.defs)
+    return dg.Definitions(assets=[tt_orders, revenue], jobs=list(schedules.JOBS),
+                          schedules=list(schedules.SCHEDULES), sensors=list(schedules.SENSORS))
 
 
 def test_marts_sensor_requests_the_window_the_raw_run_reloaded():
@@ -338,8 +339,8 @@ def test_a_reader_held_open_never_blocks_a_scheduled_run_and_is_never_blocked(tm
     import duckdb
 
     from pipelines.definitions import build_definitions
-    from pipelines.sandbox import start_sandbox
     from resources.warehouse import publish_catalog
+    from sandbox import start_sandbox
 
     today = datetime.now(UTC).date()
     data = tmp_path / "data"

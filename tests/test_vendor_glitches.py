@@ -16,9 +16,6 @@ import pytest
 
 from assets import sympla as sy
 from assets import tickettailor as tt
-from pipelines.sandbox import start_sandbox
-from pipelines.sandbox import sympla as sy_sandbox
-from pipelines.sandbox import tickettailor as tt_sandbox
 from resources import lake
 from resources.cymbal import CymbalResource
 from resources.cymbio import CymbioResource
@@ -32,6 +29,9 @@ from resources.files import TMP_SUFFIX
 from resources.http import MAX_PAGE_BYTES_ENV
 from resources.sympla import SymplaResource
 from resources.tickettailor import TicketTailorResource
+from sandbox import start_sandbox
+from sandbox import sympla as sy_sandbox
+from sandbox import tickettailor as tt_sandbox
 from tests.test_landing_tickettailor import content, run
 
 ANCHOR = date(2026, 3, 15)
@@ -316,7 +316,7 @@ def test_a_snapshot_taken_today_is_kept_when_a_later_read_is_shapeless(sb):
 
 def test_cymbio_returns_are_never_acknowledged_off_a_shapeless_or_broken_page():
     from assets import cymbio as cy
-    from pipelines.sandbox import cymbio as cy_sandbox
+    from sandbox import cymbio as cy_sandbox
 
     def pending(sandbox: Any) -> set[int]:
         return {r["returnId"] for r in cy_sandbox.current_returns(sandbox.ctx) if not r["acknowledged"]}

@@ -8,8 +8,6 @@
 - `assets.py`: the Dagster assets and checks.
 """
 
-import dagster as dg
-
 from assets.reverse_sync.assets import SYNC_ASSETS, SYNC_CHECKS
 
-defs = dg.Definitions(assets=SYNC_ASSETS, asset_checks=SYNC_CHECKS)
+__all__ = ["SYNC_ASSETS", "SYNC_CHECKS"]

@@ -50,10 +50,9 @@ from assets.reverse_sync import consent, inputs
 from assets.reverse_sync import payloads as pl
 from assets.reverse_sync.engine import Record, SyncOutcome, shown, sync_records
 from assets.reverse_sync.log import FAILED, SENT, SyncLog
-from pipelines.partitions import daily_partitions
-from resources.registry import credential_hint
+from resources.names import SYNC_GROUP as GROUP
+from resources.partitions import daily_partitions
 
-GROUP = "reverse_sync"
 DEFAULT_BATCH_SIZE = 100
 # The largest batch we send in one POST: Cymbal documents no limit; 100 is what its client pages by.
 MAX_BATCH_SIZE = 500
@@ -282,7 +281,7 @@ def failed_blocking_checks(instance: dg.DagsterInstance, model_names: Sequence[s
 def _client(context: dg.AssetExecutionContext, provider: str) -> Any | None:
     client = getattr(context.resources, provider)
     if not client.configured():
-        context.log.info(f"{provider}: skipped, not configured (set {credential_hint(provider)}); nothing was sent.")
+        context.log.info(f"{provider}: skipped, not configured (set {client.credential_hint()}); nothing was sent.")
         return None
     return client
 

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from pipelines import settings
+from resources import settings
 
 SCHEMA = "sync"
 EVENTS = "sync_events"

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import settings
+from resources import settings
 from resources.files import atomic_write_table, exclusive_lock
 
 SENT = "sent"

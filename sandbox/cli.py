@@ -9,8 +9,8 @@ import sys
 import threading
 from types import FrameType
 
-from pipelines.sandbox.faults import FaultPlan, FaultSpecError
-from pipelines.sandbox.ratelimit import RateLimitSpecError, format_limits, parse_rate_limits
+from sandbox.faults import FaultPlan, FaultSpecError
+from sandbox.ratelimit import RateLimitSpecError, format_limits, parse_rate_limits
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
         print("marquee sandbox: --port must be between 0 and 65535", file=sys.stderr)
         return 2
 
-    from pipelines.sandbox import start_sandbox  # imported late: `marquee --help` stays fast
+    from sandbox import start_sandbox  # imported late: `marquee --help` stays fast
 
     try:
         sandbox = start_sandbox(seed=args.seed, scale=args.scale, faults=faults, port=args.port,

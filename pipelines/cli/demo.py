@@ -7,13 +7,14 @@ settings in the environment for this process only, and the demo keeps its own da
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pipelines import settings
+from resources import settings
 
 ZERO_DECIMAL = {"JPY", "KRW", "CLP", "VND", "ISK", "HUF"}
 
@@ -68,6 +69,10 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
         con.close()
 
 
+def main(args: argparse.Namespace) -> int:
+    return run_demo(days=args.days)
+
+
 def run_demo(days: int = 7) -> int:
     from pipelines.runner import RunFailed, RunInterrupted, run_range, today_utc
 
@@ -78,7 +83,7 @@ def run_demo(days: int = 7) -> int:
     start = end - timedelta(days=days - 1)
     os.environ["MARQUEE_START_DATE"] = (end - timedelta(days=60)).isoformat()
 
-    from pipelines.sandbox import start_sandbox
+    from sandbox import start_sandbox
 
     with start_sandbox(anchor=end) as sandbox:
         os.environ.update(sandbox.env)

@@ -1,37 +1,46 @@
 """The `marquee` command line: sandbox, demo, run, dev, reap.
 
-Each subcommand's implementation lives in its own module and is imported only when used, so
-`marquee --help` stays fast and a broken optional piece never breaks the others.
+Each command lives in its own module of this package (`run`, `demo`, `dev`, `reap`; `marquee
+sandbox` is the sandbox package's own `sandbox.cli`) and is imported when it is called, so
+`marquee --help` does not load Dagster. A command that fails to import fails loudly.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        print(f"marquee {name}: not implemented yet in this version.", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.cli import run
 
-    return run
+    return run.main(args)
 
 
-def _lazy(module: str, func: str, name: str) -> Callable[[argparse.Namespace], int]:
-    """Resolve `module.func` at call time; say so plainly if this build does not ship it."""
+def _demo(args: argparse.Namespace) -> int:
+    from pipelines.cli import demo
 
-    def run(args: argparse.Namespace) -> int:
-        try:
-            target = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError):
-            return _not_yet(name)(args)
-        return int(target(args) or 0)
+    return demo.main(args)
 
-    return run
+
+def _dev(args: argparse.Namespace) -> int:
+    from pipelines.cli import dev
+
+    return dev.main(args)
+
+
+def _reap(args: argparse.Namespace) -> int:
+    from pipelines.cli import reap
+
+    return reap.main(args)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import sandbox.cli
+
+    return int(sandbox.cli.main(args) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,28 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--faults", default="", help="fault spec, e.g. '429:0.1,reset:0.05' (see README)")
     sandbox.add_argument("--rate-limit", default="", dest="rate_limit",
                          help="per-provider limits, e.g. 'cordial=100/10,cymbal=100/10' (N requests per W seconds)")
-    sandbox.set_defaults(func=_lazy("pipelines.sandbox.cli", "main", "sandbox"))
+    sandbox.set_defaults(func=_sandbox)
 
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox and show the marts")
     demo.add_argument("--days", type=int, default=7, help="how many recent days to load")
-    demo.set_defaults(func=_lazy("pipelines.runner", "demo_main", "demo"))
+    demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="materialize raw partitions, marts and syncs for a date range")
     run.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
     run.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
     run.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'group:tickettailor'")
-    run.set_defaults(func=_lazy("pipelines.runner", "run_main", "run"))
+    run.set_defaults(func=_run)
 
     reap = sub.add_parser("reap", help="fail runs whose process died and free their pool slots")
     reap.add_argument("--run-id", default=None,
                       help="end this run (SIGTERM if it is alive here) and free its pool slots")
-    reap.set_defaults(func=_lazy("pipelines.reaper", "reap_main", "reap"))
+    reap.set_defaults(func=_reap)
 
     dev = sub.add_parser("dev", help="start the sandbox and `dagster dev`, wired together")
-    from pipelines.devserver import add_arguments as add_dev_arguments
+    from pipelines.cli import dev as dev_command  # its flags; a light module (Dagster loads on use)
 
-    add_dev_arguments(dev)
-    dev.set_defaults(func=_lazy("pipelines.devserver", "main", "dev"))
+    dev_command.add_arguments(dev)
+    dev.set_defaults(func=_dev)
     return parser
 
 

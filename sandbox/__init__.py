@@ -1,6 +1,6 @@
 """The provider sandbox: all five vendor APIs on one loopback port, with synthetic data and faults.
 
-    from pipelines.sandbox import start_sandbox
+    from sandbox import start_sandbox
     with start_sandbox(seed=7, faults="429:0.1", rate_limits={"cordial": (100, 10.0)}) as sb:
         os.environ.update(sb.env)   # base URLs + credentials for every provider
         ...
@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from pipelines.sandbox import world as w
-from pipelines.sandbox.cordial import CordialSandbox
-from pipelines.sandbox.cymbal import CymbalSandbox
-from pipelines.sandbox.cymbio import CymbioSandbox
-from pipelines.sandbox.faults import FaultPlan, FaultSpecError
-from pipelines.sandbox.http import Request, Response, SandboxContext, SandboxServer, json_response
-from pipelines.sandbox.ratelimit import RateLimits, RateLimitSpecError, format_limits, parse_rate_limits
-from pipelines.sandbox.sympla import SymplaSandbox
-from pipelines.sandbox.tickettailor import TickettailorSandbox
+from sandbox import world as w
+from sandbox.cordial import CordialSandbox
+from sandbox.cymbal import CymbalSandbox
+from sandbox.cymbio import CymbioSandbox
+from sandbox.faults import FaultPlan, FaultSpecError
+from sandbox.http import Request, Response, SandboxContext, SandboxServer, json_response
+from sandbox.ratelimit import RateLimits, RateLimitSpecError, format_limits, parse_rate_limits
+from sandbox.sympla import SymplaSandbox
+from sandbox.tickettailor import TickettailorSandbox
 
 __all__ = ["Sandbox", "start_sandbox"]
 
@@ -102,7 +102,7 @@ def start_sandbox(seed: int = 7, scale: int = 1, faults: str = "", anchor: date 
     """Start a sandbox in a background thread on `host:port` (0 = a free port) and return it.
 
     `rate_limits` caps any provider at N requests per trailing W seconds, `{"cordial": (100, 10.0)}`
-    (pipelines/sandbox/ratelimit.py); Ticket Tailor's documented hourly budget applies regardless."""
+    (sandbox/ratelimit.py); Ticket Tailor's documented hourly budget applies regardless."""
     world = w.World(seed=seed, scale=scale, **({"anchor": anchor} if anchor else {}), **world_kwargs)
     ctx = SandboxContext(world=world, faults=FaultPlan.parse(faults, seed=seed),
                          rate_limits=RateLimits(rate_limits or {}))

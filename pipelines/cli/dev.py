@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from pipelines import settings
 from pipelines.instance import ensure_instance_config, ensure_pool_slots
+from resources import settings
 
 DEFAULT_DEV_DIR = "./data/dev"
 # dagster dev needs ~4 s to stop its services; anything still alive after this is killed, so the
@@ -46,9 +46,8 @@ SANDBOX_HISTORY_DAYS = 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `marquee dev` flags (pipelines/cli.py adds them to its `dev` subcommand)."""
-    if not any("--port" in a.option_strings for a in parser._actions):
-        parser.add_argument("--port", type=int, default=3000, help="port for the Dagster UI")
+    """The `marquee dev` flags (pipelines/cli adds them to its `dev` subcommand)."""
+    parser.add_argument("--port", type=int, default=3000, help="port for the Dagster UI")
     parser.add_argument("--no-load", action="store_true", help="do not pre-load the last week before starting")
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="how many recent days to pre-load")
     parser.add_argument("--seed", type=int, default=7, help="sandbox dataset seed")
@@ -164,7 +163,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from pipelines.runner import RunFailed, RunInterrupted, _housekeeping, run_range, today_utc
-    from pipelines.sandbox import start_sandbox
+    from sandbox import start_sandbox
 
     port = int(getattr(args, "port", 3000))
     no_load = bool(getattr(args, "no_load", False))

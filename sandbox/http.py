@@ -25,9 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from pipelines.sandbox import glitches
-from pipelines.sandbox.faults import FaultPlan
-from pipelines.sandbox.ratelimit import RateLimits
+from sandbox import glitches
+from sandbox.faults import FaultPlan
+from sandbox.ratelimit import RateLimits
 
 # The stdlib's own limits on a request's header block (http.client._MAXLINE / _MAXHEADERS).
 MAX_HEADER_LINE = 65536
@@ -145,7 +145,7 @@ class Recorder:
 class SandboxContext:
     """Shared by all providers of one sandbox: the dataset, the fault plan, the push log, counters."""
 
-    world: Any  # pipelines.sandbox.world.World
+    world: Any  # sandbox.world.World
     faults: FaultPlan
     recorder: Recorder = field(default_factory=Recorder)
     state: dict[str, Any] = field(default_factory=dict)  # provider-owned mutable state, keyed by provider

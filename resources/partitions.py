@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from pipelines import settings
+from resources import settings
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.start_date().isoformat(),

@@ -50,8 +50,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pipelines.sandbox import world as w
-from pipelines.sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox import world as w
+from sandbox.http import Provider, Request, Response, SandboxContext, json_response
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 PROVIDER = "sympla"

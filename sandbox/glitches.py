@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from pipelines.sandbox.faults import FaultPlan
+from sandbox.faults import FaultPlan
 
 MIB = 1024 * 1024
 _CHUNK = 64 * 1024
@@ -58,7 +58,7 @@ def _sympla_error(request: Any, code: int) -> bytes:
 
 def apply(response: Any, key: str, provider: str, request: Any, faults: FaultPlan) -> Any:
     """The reply to send instead of `response` (a sandbox `Response` for a 200 GET of `request`)."""
-    from pipelines.sandbox.http import Response  # the types live with the server
+    from sandbox.http import Response  # the types live with the server
 
     path = request.path
     if faults.hit("redirect", key):

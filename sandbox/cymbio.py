@@ -37,8 +37,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from pipelines.sandbox import world as w
-from pipelines.sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox import world as w
+from sandbox.http import Provider, Request, Response, SandboxContext, json_response
 
 DEFAULT_TOKEN_TTL = 360
 PAGE_LIMIT = 1000  # the doc's page size; also the maximum

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from pipelines.sandbox import world as w
-from pipelines.sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox import world as w
+from sandbox.http import Provider, Request, Response, SandboxContext, json_response
 
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100

@@ -4,7 +4,7 @@ computation.
 
 Sources: `event_facts` / `order_facts` / `ticket_facts` of every ticketing provider module that
 exposes them (Ticket Tailor and Sympla), the world's Cymbal campaigns, and Cymbal's analytics
-record per campaign (`pipelines.sandbox.cymbal.campaign_analytics(world, campaign) -> dict`, the
+record per campaign (`sandbox.cymbal.campaign_analytics(world, campaign) -> dict`, the
 API record). A provider module that does not expose a function yet contributes nothing, so this
 module works while the sandbox is being built.
 
@@ -20,9 +20,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pipelines.sandbox import world as w
+from sandbox import world as w
 
-TICKETING_MODULES = ("pipelines.sandbox.tickettailor", "pipelines.sandbox.sympla")
+TICKETING_MODULES = ("sandbox.tickettailor", "sandbox.sympla")
 
 
 def _facts(kind: str, world: w.World) -> Iterator[Any]:
@@ -51,7 +51,7 @@ def ticket_facts(world: w.World) -> Iterator[w.TicketFact]:
 def campaign_analytics(world: w.World, campaign: w.Campaign) -> dict[str, Any] | None:
     """Cymbal's analytics record for `campaign`, or None while the Cymbal sandbox lacks it."""
     try:
-        module = importlib.import_module("pipelines.sandbox.cymbal")
+        module = importlib.import_module("sandbox.cymbal")
     except ImportError:
         return None
     func = getattr(module, "campaign_analytics", None)

@@ -42,8 +42,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from pipelines.sandbox import world as w
-from pipelines.sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox import world as w
+from sandbox.http import Provider, Request, Response, SandboxContext, json_response
 
 PROVIDER = "tickettailor"
 ORDERS_PER_SCALE = 2000
