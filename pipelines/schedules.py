@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from assets import providers
 from resources import settings
 from resources.names import (
     DBT_GROUPS,
@@ -47,7 +48,6 @@ from resources.names import (
 
 # The half-open [min_date, max_date) window the incremental dbt models reload (see pipelines/runner.py).
 
-RAW_GROUPS = ("tickettailor", "sympla", "cymbal", "cymbio")
 
 # Lookbacks, in days before "yesterday" (DESIGN.md, Orchestration).
 ORDERS_LOOKBACK_DAYS = 7
@@ -62,22 +62,23 @@ TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS,
 )
 
-# --- selections: by group and key pattern, so a new entity lands in the right job by its name ------
+# --- selections: by the schedule role each provider declares for its assets (assets/providers.py) ---
 
-_raw = dg.AssetSelection.groups(*RAW_GROUPS)
-# Ticketing orders and the entities landed under the order's creation day (line items, the
-# tickets inside an order). Cymbio's order-line statuses belong to the returns they explain.
-ORDERS_SELECTION = _raw & dg.AssetSelection.from_string(
-    'key:"tickettailor_order*" or key:"sympla_order*"'
-)
+def _role(role: str) -> dg.AssetSelection:
+    # A key query rather than `AssetSelection.assets`: a code location that leaves a provider out (a
+    # test's stand-in project) still resolves the jobs, with what it has.
+    return dg.AssetSelection.from_string(" or ".join(f'key:"{name}"' for name in providers.with_role(role)))
+
+
+# Ticketing orders and the entities landed under the order's creation day (line items, the tickets
+# inside an order).
+ORDERS_SELECTION = _role("orders")
 # Landed under the event's start date.
-ATTENDANCE_SELECTION = _raw & dg.AssetSelection.from_string(
-    'key:"tickettailor_issued_tickets*" or key:"sympla_participant*"'
-)
+ATTENDANCE_SELECTION = _role("attendance")
 # Cymbio returns (and what lands with them) mutate vendor state: their own, default-off schedule.
-RETURNS_SELECTION = dg.AssetSelection.groups("cymbio") - dg.AssetSelection.from_string('key:"cymbio_variant*"')
-# Everything else in the raw layer is a daily snapshot (events, catalog variants, campaign analytics).
-SNAPSHOTS_SELECTION = _raw - ORDERS_SELECTION - ATTENDANCE_SELECTION - RETURNS_SELECTION
+RETURNS_SELECTION = _role("returns")
+# Daily snapshots (events, catalog variants, campaign analytics).
+SNAPSHOTS_SELECTION = _role("snapshot")
 MARTS_SELECTION = dg.AssetSelection.groups(*DBT_GROUPS)
 SYNC_SELECTION = dg.AssetSelection.groups(SYNC_GROUP)
 

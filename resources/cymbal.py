@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from resources.http import HeaderAuth, HttpCore, ProviderResource, RetryPolicy, secret_value
-from resources.pagination import CYMBAL_PAGE, short_page_pages
+from resources.pagination import CYMBAL_PAGE, Endpoint, short_page_pages
 
 # The doc states no maximum; 100 is the largest the sandbox accepts (and it says so on a 400
 # rather than clamping). The paginator compares against the `per_page` echoed in the reply, so
@@ -52,8 +52,7 @@ class CymbalResource(ProviderResource):
         """Every campaign's analytics, email and SMS alike (no `type` filter returns both)."""
         core = self._http()
         path = "/v1/partners/campaigns/analytics"
-        return short_page_pages(lambda q: core.get(path, q, expect=CYMBAL_PAGE), {}, per_page=MAX_PER_PAGE,
-                                provider=self.provider_name, what=f"GET {path}")
+        return short_page_pages(Endpoint(core, path, CYMBAL_PAGE), {}, per_page=MAX_PER_PAGE)
 
     def _post_batches(self, kind: str, records: Sequence[dict]) -> list[dict]:
         core = self._http()

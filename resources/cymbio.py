@@ -26,7 +26,7 @@ from resources.http import (
     path_segment,
     secret_value,
 )
-from resources.pagination import CYMBIO_LIST, offset_pages
+from resources.pagination import CYMBIO_LIST, Endpoint, offset_pages
 
 PAGE_LIMIT = 1000  # the doc's page size, and the most the API serves
 
@@ -107,8 +107,7 @@ class CymbioResource(ProviderResource):
         path = f"{self._retailer}/variants"
         params = {"service_type": self.service_type} if self.service_type else {}
         what = "GET /v3/retailers/{id}/variants"
-        return offset_pages(lambda q: core.get(path, q, expect=CYMBIO_LIST, what=what), params, limit=PAGE_LIMIT,
-                            provider=self.provider_name, what=what)
+        return offset_pages(Endpoint(core, path, CYMBIO_LIST, what), params, limit=PAGE_LIMIT)
 
     def get_order(self, cymbio_order_id: int | str) -> dict:
         """The whole order object of `GET .../orders/order-line` (cymbioOrderId, orderPo, orderLines...)."""
@@ -140,8 +139,7 @@ class CymbioResource(ProviderResource):
         path = f"{self._retailer}/returns"
         params = {"filter": json.dumps({"status": "not_acknowledged"}, separators=(",", ":"))}
         what = "GET /v3/retailers/{id}/returns"
-        return offset_pages(lambda q: core.get(path, q, expect=CYMBIO_LIST, what=what), params, limit=PAGE_LIMIT,
-                            id_key="returnId", provider=self.provider_name, what=what)
+        return offset_pages(Endpoint(core, path, CYMBIO_LIST, what), params, limit=PAGE_LIMIT, id_key="returnId")
 
     def acknowledge_return(self, return_id: int | str) -> None:
         """`PUT .../returns/{id}/acknowledge` (DESIGN.md point 2). Idempotent, so safe to retry."""

@@ -1,9 +1,10 @@
 """Paginators for the four schemes the providers use. Each is a generator of pages.
 
 They yield one page of records at a time, so memory stays flat whatever the size of the sync,
-and they always ask for the largest page the API allows (fewest requests). `fetch(params)` does
-the HTTP (with the core's retries) and returns the parsed body; the paginators only decide what
-to ask next and when to stop, which keeps them testable without a server.
+and they always ask for the largest page the API allows (fewest requests). Each reads from an
+`Endpoint` (one list endpoint of a provider: its HttpCore, path and envelope), whose `get(query)`
+does the HTTP with the core's retries; the paginators only decide what to ask next and when to
+stop, so a test can hand them any object with the same three members instead of a server.
 
 De-duplication: an API whose list shifts while we read it (a record inserted in front of the
 cursor) shows the previous page's last record again at the top of the next page. Each paginator
@@ -22,14 +23,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from resources.errors import ProviderResponseError
+from resources.http import Expect, HttpCore
 
-Fetch = Callable[[dict[str, Any]], Any]
+
+class PageSource(Protocol):
+    """What a paginator reads pages from (an `Endpoint`, or a stand-in in tests)."""
+
+    provider: str
+    what: str
+
+    def get(self, query: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One list endpoint of a provider: `GET path` through its core, with the documented envelope
+    checked on every page. `what` is how errors name it (`GET /v3/retailers/{id}/returns`, no id)."""
+
+    core: HttpCore
+    path: str
+    expect: Expect
+    what: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.what:
+            object.__setattr__(self, "what", f"GET {self.path}")
+
+    @property
+    def provider(self) -> str:
+        return self.core.provider
+
+    def get(self, query: dict[str, Any]) -> Any:
+        return self.core.get(self.path, query, expect=self.expect, what=self.what)
 
 
 def usable_id(value: Any) -> bool:
@@ -170,7 +201,7 @@ def _records(body: Any, data_key: str | None, provider: str, what: str) -> list[
 _MISSING = object()
 
 
-def cursor_pages(fetch: Fetch, params: Mapping[str, Any], *, limit: int, provider: str, what: str,
+def cursor_pages(source: PageSource, params: Mapping[str, Any], *, limit: int,
                  cursor_param: str = "starting_after", id_key: str = "id",
                  data_key: str = "data") -> Iterator[list[dict]]:
     """Id cursor (Ticket Tailor): `starting_after=<last id>`, stop when `links.next` is null.
@@ -183,8 +214,8 @@ def cursor_pages(fetch: Fetch, params: Mapping[str, Any], *, limit: int, provide
     cursor: str | None = None
     while True:
         query = {**params, "limit": limit, **({cursor_param: cursor} if cursor else {})}
-        body = fetch(query)
-        raw = _records(body, data_key, provider, what)
+        body = source.get(query)
+        raw = _records(body, data_key, source.provider, source.what)
         page = dedup.filter(raw)
         if page:
             yield page
@@ -194,10 +225,10 @@ def cursor_pages(fetch: Fetch, params: Mapping[str, Any], *, limit: int, provide
         nxt = _next_cursor(raw, links.get("next"), cursor_param, id_key, cursor)
         if nxt is None:
             raise ProviderResponseError(
-                f"{provider}: {what} pagination cannot advance past {cursor!r}: no record of the page has a usable "
-                f"id and links.next names no new cursor. Stopping rather than looping or skipping records; "
-                f"nothing from this run was landed for the day. Report the page to the provider.",
-                provider=provider, endpoint=what)
+                f"{source.provider}: {source.what} pagination cannot advance past {cursor!r}: no record of the "
+                f"page has a usable id and links.next names no new cursor. Stopping rather than looping or "
+                f"skipping records; nothing from this run was landed for the day. Report the page to the provider.",
+                provider=source.provider, endpoint=source.what)
         cursor = nxt
 
 
@@ -225,7 +256,7 @@ def _next_cursor(raw: list[Any], next_link: Any, cursor_param: str, id_key: str,
     return None
 
 
-def page_number_pages(fetch: Fetch, params: Mapping[str, Any], *, page_size: int, provider: str, what: str,
+def page_number_pages(source: PageSource, params: Mapping[str, Any], *, page_size: int,
                       size_param: str = "page_size", id_key: str = "id", data_key: str = "data",
                       has_next: Callable[[Any], bool] | None = None) -> Iterator[list[dict]]:
     """`page` + has-next flag (Sympla: `pagination.has_next`)."""
@@ -233,8 +264,8 @@ def page_number_pages(fetch: Fetch, params: Mapping[str, Any], *, page_size: int
     dedup = _BoundaryDedup(id_key)
     page_no = 1
     while True:
-        body = fetch({**params, size_param: page_size, "page": page_no})
-        raw = _records(body, data_key, provider, what)
+        body = source.get({**params, size_param: page_size, "page": page_no})
+        raw = _records(body, data_key, source.provider, source.what)
         page = dedup.filter(raw)
         if page:
             yield page
@@ -244,7 +275,7 @@ def page_number_pages(fetch: Fetch, params: Mapping[str, Any], *, page_size: int
         page_no += 1
 
 
-def short_page_pages(fetch: Fetch, params: Mapping[str, Any], *, per_page: int, provider: str, what: str,
+def short_page_pages(source: PageSource, params: Mapping[str, Any], *, per_page: int,
                      size_param: str = "per_page", id_key: str = "id", data_key: str = "data",
                      echoed_size: Callable[[Any], Any] | None = None) -> Iterator[list[dict]]:
     """`page` + `per_page`, ending on the first page shorter than a full one (Cymbal).
@@ -258,8 +289,8 @@ def short_page_pages(fetch: Fetch, params: Mapping[str, Any], *, per_page: int, 
     dedup = _BoundaryDedup(id_key)
     page_no = 1
     while True:
-        body = fetch({**params, size_param: per_page, "page": page_no})
-        raw = _records(body, data_key, provider, what)
+        body = source.get({**params, size_param: per_page, "page": page_no})
+        raw = _records(body, data_key, source.provider, source.what)
         page = dedup.filter(raw)
         if page:
             yield page
@@ -269,14 +300,14 @@ def short_page_pages(fetch: Fetch, params: Mapping[str, Any], *, per_page: int, 
         page_no += 1
 
 
-def offset_pages(fetch: Fetch, params: Mapping[str, Any], *, limit: int, provider: str, what: str,
+def offset_pages(source: PageSource, params: Mapping[str, Any], *, limit: int,
                  id_key: str = "id", data_key: str | None = None) -> Iterator[list[dict]]:
     """`limit` + `offset` (Cymbio): offset advances by `limit`; a page shorter than `limit` is the last."""
     dedup = _BoundaryDedup(id_key)
     offset = 0
     while True:
-        body = fetch({**params, "limit": limit, "offset": offset})
-        raw = _records(body, data_key, provider, what)
+        body = source.get({**params, "limit": limit, "offset": offset})
+        raw = _records(body, data_key, source.provider, source.what)
         page = dedup.filter(raw)
         if page:
             yield page

@@ -25,7 +25,7 @@ from resources.http import (
     require_utc,
     secret_value,
 )
-from resources.pagination import SYMPLA_PAGE, page_number_pages
+from resources.pagination import SYMPLA_PAGE, Endpoint, page_number_pages
 
 MAX_PAGE_SIZE = 200  # "Mínimo 1 e máximo 200"
 TIMEZONE = "UTC"  # sent explicitly: without it date-times come back in America/Sao_Paulo
@@ -66,11 +66,7 @@ class SymplaResource(ProviderResource):
                 raise core.error_from_body(f"GET {path}", body.get("code"), body)
             return SYMPLA_PAGE(body)
 
-        def fetch(query: dict[str, Any]) -> Any:
-            return core.get(path, query, expect=expect)
-
-        return page_number_pages(fetch, params, page_size=MAX_PAGE_SIZE, provider=self.provider_name,
-                                 what=f"GET {path}")
+        return page_number_pages(Endpoint(core, path, expect), params, page_size=MAX_PAGE_SIZE)
 
     def _event(self, event_id: Any) -> str:
         return path_segment(event_id, "event id", self.provider_name)

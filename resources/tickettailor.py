@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from resources.http import BasicUsernameAuth, HttpCore, ProviderResource, RetryPolicy, require_utc, secret_value
-from resources.pagination import TICKETTAILOR_PAGE, cursor_pages
+from resources.pagination import TICKETTAILOR_PAGE, Endpoint, cursor_pages
 
 MAX_LIMIT = 100  # "limit ... Maximum: 100" (Pagination)
 
@@ -48,8 +48,7 @@ class TicketTailorResource(ProviderResource):
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[dict]]:
         core = self._http()
-        return cursor_pages(lambda q: core.get(path, q, expect=TICKETTAILOR_PAGE), params, limit=MAX_LIMIT,
-                            provider=self.provider_name, what=f"GET {path}")
+        return cursor_pages(Endpoint(core, path, TICKETTAILOR_PAGE), params, limit=MAX_LIMIT)
 
     def iter_events(self) -> Iterator[list[dict]]:
         """Every event of the box office, whatever its status."""

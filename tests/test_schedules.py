@@ -107,8 +107,9 @@ def test_jobs_partition_the_raw_layer_by_how_each_entity_is_reloaded(project):
         for b in jobs[i + 1:]:
             assert not a & b, f"an asset is scheduled twice: {a & b}"
     graph = project.asset_graph
+    # The raw layer: every partitioned asset but the reverse sync's.
     raw = {k.to_user_string() for k in graph.materializable_asset_keys
-           if graph.get(k).group_name in schedules.RAW_GROUPS}
+           if graph.get(k).partitions_def is not None and graph.get(k).group_name != "reverse_sync"}
     assert set().union(*jobs) == raw  # every raw asset has exactly one schedule
 
 
@@ -130,7 +131,7 @@ def test_every_duckdb_writer_is_in_the_duckdb_pool_and_landing_is_not(project):
         node = graph.get(key)
         if node.group_name in ("staging", "intermediate", "marts"):
             assert node.pools == {"duckdb"}, f"{key.to_user_string()} writes DuckDB outside the pool"
-        if node.group_name in schedules.RAW_GROUPS:
+        if node.partitions_def is not None and node.group_name != "reverse_sync":
             assert "duckdb" not in (node.pools or set()), f"{key.to_user_string()} would serialize landing"
 
 
@@ -338,6 +339,7 @@ def test_a_reader_held_open_never_blocks_a_scheduled_run_and_is_never_blocked(tm
     Both runs succeed, the loop never errors, and a fresh connection afterwards sees the marts."""
     import duckdb
 
+    from assets.providers import entities
     from pipelines.definitions import build_definitions
     from resources.warehouse import publish_catalog
     from sandbox import start_sandbox
@@ -349,7 +351,7 @@ def test_a_reader_held_open_never_blocks_a_scheduled_run_and_is_never_blocked(tm
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("MARQUEE_START_DATE", (today - timedelta(days=30)).isoformat())
     ensure_instance_config(home)
-    warehouse = publish_catalog(data)  # the catalog an analyst opens before anything was loaded
+    warehouse = publish_catalog(data, entities())  # the catalog an analyst opens before anything landed
 
     with start_sandbox(anchor=today) as sandbox:
         for key, value in sandbox.env.items():

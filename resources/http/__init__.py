@@ -54,6 +54,7 @@ from resources.http.core import (
     is_safe_path_segment,
     max_page_bytes_from_env,
     path_segment,
+    request_logger,
 )
 from resources.http.resource import ProviderResource, require_utc, secret_value
 from resources.http.retry import RetryPolicy, parse_retry_after
@@ -62,5 +63,5 @@ __all__ = [
     "DEFAULT_MAX_PAGE_BYTES", "MAX_PAGE_BYTES_ENV", "RATE_LIMIT_ENV", "Auth", "BasicUsernameAuth",
     "ClientCredentialsAuth", "Expect", "HeaderAuth", "HttpCore", "ProviderResource", "RateBudget",
     "Reply", "RetryPolicy", "is_safe_path_segment", "max_page_bytes_from_env", "parse_rate_limit",
-    "parse_retry_after", "path_segment", "require_utc", "secret_value",
+    "parse_retry_after", "path_segment", "request_logger", "require_utc", "secret_value",
 ]
