@@ -9,7 +9,7 @@ rather than duplicates. Auth: `Cymbal-Partner-API-Key`; a 403 means the key was 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -74,6 +74,3 @@ class CymbalResource(ProviderResource):
         """POST each contact (the endpoint takes one `contact` object); returns one reply per contact."""
         core = self._http()
         return [core.request("POST", "/v1/partners/contact", json={"contact": c}).body for c in contacts]
-
-    def create_contact(self, contact: dict[str, Any]) -> dict:
-        return self.create_contacts([contact])[0]

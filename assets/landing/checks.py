@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from resources import lake
+from resources.entity import QUARANTINE_SCHEMA, EntitySpec
 from resources.partitions import daily_partitions, days_in
-from resources.warehouse import QUARANTINE_SCHEMA, EntitySpec
 
 
 def _landed(spec: EntitySpec, days: Sequence[date], columns: list[str], area: str = "raw") -> tuple[pa.Table, list]:

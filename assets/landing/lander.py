@@ -7,20 +7,35 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from assets.landing.convert import RecordError, _quarantine_text, dumps
 from resources import lake
+from resources.entity import EntitySpec
 from resources.jsonbody import unrepresentable
-from resources.warehouse import EntitySpec
-
-if TYPE_CHECKING:
-    from assets.landing.snapshot import SnapshotPlan
 
 T = TypeVar("T")
 
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """Which day of a window a snapshot run writes, and what happens to the other days.
+
+    - `target`: the one day written with the observation made now, or None (nothing to write).
+    - `kept`: days other than `target` that already hold a snapshot file: left byte-for-byte as they are.
+    - `absent`: days other than `target` without a file: left without one. An empty file would claim
+      "a snapshot was taken that day and nothing existed", which nobody observed.
+    """
+
+    days: tuple[date, ...]
+    today: date
+    target: date | None
+    kept: tuple[date, ...]
+    absent: tuple[date, ...]
+    why: str
 
 
 @dataclass

@@ -13,9 +13,10 @@ from dagster import AssetExecutionContext
 
 from assets.landing.lander import EntityResult
 from assets.landing.snapshot import SNAPSHOT_RULE, snapshot_metadata
+from resources.entity import EntitySpec
 from resources.http import ProviderResource
 from resources.partitions import days_in
-from resources.warehouse import EntitySpec, duckdb_types
+from resources.warehouse import duckdb_types
 
 
 def kinds(provider: str) -> set[str]:

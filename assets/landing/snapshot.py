@@ -4,39 +4,20 @@ written in a window of days, and the one function every snapshot entity lands th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from assets.landing.lander import EntityLander, EntityResult
+from assets.landing.lander import EntityLander, EntityResult, SnapshotPlan
 from resources import lake
+from resources.entity import EntitySpec
 from resources.partitions import day_spans
-from resources.warehouse import EntitySpec
 
 SNAPSHOT_RULE = ("snapshot partitions can only be taken on their own day: a run writes today's observation "
                  "under today (UTC) when today is in the window, otherwise under the window's last day if that "
                  "day has no snapshot yet; every existing snapshot is kept untouched and no other day gets a file")
-
-
-@dataclass(frozen=True)
-class SnapshotPlan:
-    """Which day of a window a snapshot run writes, and what happens to the other days.
-
-    - `target`: the one day written with the observation made now, or None (nothing to write).
-    - `kept`: days other than `target` that already hold a snapshot file: left byte-for-byte as they are.
-    - `absent`: days other than `target` without a file: left without one. An empty file would claim
-      "a snapshot was taken that day and nothing existed", which nobody observed.
-    """
-
-    days: tuple[date, ...]
-    today: date
-    target: date | None
-    kept: tuple[date, ...]
-    absent: tuple[date, ...]
-    why: str
 
 
 def plan_snapshot(spec: EntitySpec, days: Sequence[date], today: date | None = None,

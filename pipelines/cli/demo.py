@@ -16,13 +16,16 @@ from pathlib import Path
 
 from resources import settings
 
-ZERO_DECIMAL = {"JPY", "KRW", "CLP", "VND", "ISK", "HUF"}
 
-
-def _money(cents: int | None, currency: str) -> str:
+def _money(cents: int | None, currency: str, exponents: dict[str, int]) -> str:
+    """Minor units shown in major units, with the exponent from the dbt seed `reference.currencies`
+    (the one currency table the models and the reverse sync read too); an unknown currency stays
+    in minor units rather than being guessed at."""
     if cents is None:
         return "-"
-    exponent = 0 if currency in ZERO_DECIMAL else 2
+    exponent = exponents.get(currency)
+    if exponent is None:
+        return f"{cents:,} {currency} minor units"
     return f"{Decimal(cents).scaleb(-exponent):,.{exponent}f} {currency}"
 
 
@@ -40,6 +43,9 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        exponents = dict(con.execute(
+            "select currency, minor_unit_exponent from reference.currencies "
+            "where minor_unit_exponent is not null").fetchall())
         att = con.execute("""
             select count(*), sum(tickets_issued), sum(tickets_checked_in),
                    sum(tickets_checked_in) / nullif(sum(tickets_issued), 0)
@@ -52,7 +58,8 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
             select provider, currency, sum(orders), sum(gross_cents), sum(refunded_cents), sum(net_cents)
             from marts.revenue group by all order by provider, currency""").fetchall()
         print("\nRevenue by provider and currency (never summed across currencies):", file=out)
-        print(_table([(p, c, o, _money(g, c), _money(r, c), _money(n, c)) for p, c, o, g, r, n in rev],
+        rows = [(p, c, o, *(_money(v, c, exponents) for v in (g, r, n))) for p, c, o, g, r, n in rev]
+        print(_table(rows,
                      ["provider", "currency", "orders", "gross", "refunded", "net"]), file=out)
 
         camp = con.execute("""
@@ -60,7 +67,7 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
                    attributed_revenue_cents, reported_revenue_cents, conversion_rate
             from marts.campaign_attribution order by campaign_id, currency""").fetchall()
         print("\nCampaign attribution (7-day window):", file=out)
-        print(_table([(i, ch, cur, clicks, orders, _money(a, cur), _money(r, cur),
+        print(_table([(i, ch, cur, clicks, orders, _money(a, cur, exponents), _money(r, cur, exponents),
                        "-" if cr is None else f"{cr:.1%}")
                       for i, ch, cur, clicks, orders, a, r, cr in camp],
                      ["campaign", "channel", "currency", "clicks", "orders", "attributed", "reported", "conv."]),
