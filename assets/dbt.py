@@ -41,7 +41,7 @@ import duckdb
 
 from assets import providers
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
-from resources import settings
+from resources import lake, settings
 from resources.files import written_atomically
 from resources.lake import crash_point
 from resources.names import DUCKDB_POOL, MAX_DATE_TAG, MIN_DATE_TAG, MODEL_GROUPS, SEED_GROUP
@@ -191,8 +191,7 @@ def export_models(
         for schema, name in _manifest_models(manifest):
             if not _has_table(con, schema, name):
                 continue  # not built (e.g. a subset run before its first build)
-            out_dir = root / "models" / schema
-            with written_atomically(out_dir / f"{name}.parquet") as tmp:
+            with written_atomically(lake.model_path(schema, name, root)) as tmp:
                 path_sql = "'" + str(tmp).replace("'", "''") + "'"
                 con.execute(f'COPY (SELECT * FROM "{schema}"."{name}") TO {path_sql} (FORMAT parquet)')
             row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()

@@ -1,7 +1,6 @@
 """The Parquet lake: streaming, atomic, per-day partition files.
 
-Layout (CONTRACT.md): `{lake}/raw/{provider}/{entity}/date=YYYY-MM-DD/part-0.parquet`, quarantine
-under `{lake}/quarantine/{provider}/{entity}/date=YYYY-MM-DD/part-0.parquet`.
+Layout: see "paths" below, the one place it is written down.
 
 Why the writer looks the way it does:
 - Rows arrive page by page and are appended to a `ParquetWriter` as row groups, so memory is
@@ -64,23 +63,74 @@ crash_point, pause_point = seams.crash_point, seams.pause_point
 
 
 # --- paths ----------------------------------------------------------------------------------------
+#
+# The lake's layout, in one place (every other module asks these functions for a path or a glob):
+#
+#   {lake}/raw/{provider}/{entity}/date=YYYY-MM-DD/part-0.parquet         landed records
+#   {lake}/quarantine/{provider}/{entity}/date=YYYY-MM-DD/part-0.parquet  records that did not fit
+#   {lake}/schemas/{provider}_{entity}.parquet                             each entity's typed schema
+#   {lake}/models/{schema}/{model}.parquet                                 dbt's exports
+#   {lake}/sync_log/{destination}/part-*.parquet                           the reverse sync's log
+#   {lake}/locks/{name}.lock                                               cross-process locks
 
-
+RAW_AREA = "raw"
+QUARANTINE_AREA = "quarantine"
 # Where each declared raw entity's schema is kept, as an empty typed Parquet file: what the catalog
 # shows for an entity that has not landed yet (resources/warehouse.py).
 SCHEMAS_AREA = "schemas"
+MODELS_AREA = "models"
+SYNC_LOG_AREA = "sync_log"
 
 
 def lake_root(root: Path | str | None = None) -> Path:
     return Path(root) if root is not None else settings.lake_dir()
 
 
-def partition_dir(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = "raw") -> Path:
+def partition_dir(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = RAW_AREA) -> Path:
     return lake_root(root) / area / spec.provider / spec.entity / f"date={day.isoformat()}"
 
 
-def partition_path(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = "raw") -> Path:
+def partition_path(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = RAW_AREA) -> Path:
     return partition_dir(spec, day, root, area) / PART_FILE
+
+
+def partition_glob(root: Path | str | None = None, area: str = RAW_AREA, provider: str = "*",
+                   entity: str = "*", file: str = "*.parquet") -> str:
+    """A glob over the partition files of one entity (or, with the `*` defaults, of every entity)."""
+    return str(lake_root(root) / area / provider / entity / "date=*" / file)
+
+
+def has_partitions(root: Path | str | None = None, area: str = RAW_AREA, provider: str = "*",
+                   entity: str = "*") -> bool:
+    base = lake_root(root) / area
+    return base.is_dir() and any(base.glob(f"{provider}/{entity}/date=*/*.parquet"))
+
+
+def landed_entity_dirs(root: Path | str | None = None) -> Iterator[tuple[str, str]]:
+    """(provider, entity) of every raw entity with at least one partition file, registered or not."""
+    raw = lake_root(root) / RAW_AREA
+    if not raw.is_dir():
+        return
+    for provider_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
+        for entity_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
+            if any(entity_dir.glob("date=*/*.parquet")):
+                yield provider_dir.name, entity_dir.name
+
+
+def schema_path(name: str, root: Path | str | None = None) -> Path:
+    return lake_root(root) / SCHEMAS_AREA / f"{name}.parquet"
+
+
+def models_dir(root: Path | str | None = None) -> Path:
+    return lake_root(root) / MODELS_AREA
+
+
+def model_path(schema: str, name: str, root: Path | str | None = None) -> Path:
+    return models_dir(root) / schema / f"{name}.parquet"
+
+
+def sync_log_dir(destination: str, root: Path | str | None = None) -> Path:
+    return lake_root(root) / SYNC_LOG_AREA / destination
 
 
 def lock_path(name: str, root: Path | str | None = None) -> Path:
@@ -119,11 +169,11 @@ def temp_file_dirs(root: Path | str | None = None, data_dir: Path | str | None =
     its stable name)."""
     lake = lake_root(root)
     data = Path(data_dir) if data_dir is not None else (settings.data_dir() if root is None else lake.parent)
-    for area in ("raw", "quarantine"):
+    for area in (RAW_AREA, QUARANTINE_AREA):
         yield from _subdirs(lake / area, 3, prefix="date=")
     yield lake / SCHEMAS_AREA
-    yield from _subdirs(lake / "models", 1)
-    yield from _subdirs(lake / "sync_log", 1)
+    yield from _subdirs(lake / MODELS_AREA, 1)
+    yield from _subdirs(lake / SYNC_LOG_AREA, 1)
     yield data
     yield data / "catalog"
 
@@ -369,7 +419,7 @@ def write_quarantine(spec: EntitySpec, day: date, rows: list[dict[str, Any]],
                      root: Path | str | None = None) -> Path | None:
     """Replace the partition's quarantine file with `rows`; with none, remove it, because a re-run
     replaces exactly its partition and a fixed record must not stay quarantined."""
-    target = partition_path(spec, day, root, area="quarantine")
+    target = partition_path(spec, day, root, area=QUARANTINE_AREA)
     if not rows:
         if target.exists():
             target.unlink()
@@ -382,7 +432,7 @@ def write_quarantine(spec: EntitySpec, day: date, rows: list[dict[str, Any]],
 
 
 def read_partition(spec: EntitySpec, day: date, root: Path | str | None = None,
-                   columns: list[str] | None = None, area: str = "raw") -> pa.Table | None:
+                   columns: list[str] | None = None, area: str = RAW_AREA) -> pa.Table | None:
     """The landed partition, or None if that day was never landed."""
     path = partition_path(spec, day, root, area)
     if not path.exists():
@@ -390,7 +440,7 @@ def read_partition(spec: EntitySpec, day: date, root: Path | str | None = None,
     return pq.read_table(path, columns=columns)
 
 
-def landed_days(spec: EntitySpec, root: Path | str | None = None, area: str = "raw") -> list[date]:
+def landed_days(spec: EntitySpec, root: Path | str | None = None, area: str = RAW_AREA) -> list[date]:
     base = lake_root(root) / area / spec.provider / spec.entity
     if not base.is_dir():
         return []

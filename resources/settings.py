@@ -31,8 +31,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("MARQUEE_DATA_DIR", "./data")).expanduser().resolve()
 
 
-def lake_dir() -> Path:
-    return data_dir() / "lake"
+def lake_dir(data: Path | None = None) -> Path:
+    """The Parquet lake inside a data directory (default: this process's); resources/lake.py lays it out."""
+    return (data if data is not None else data_dir()) / "lake"
 
 
 def warehouse_path() -> Path:

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from resources import seams, settings
+from resources import lake, seams, settings
 from resources.entity import QUARANTINE_SCHEMA, EntitySpec
 from resources.files import (
     atomic_write_table,
@@ -50,7 +50,7 @@ from resources.files import (
     temp_path_for,
     written_atomically,
 )
-from resources.lake import PART_FILE, SCHEMAS_AREA
+from resources.lake import PART_FILE, QUARANTINE_AREA, RAW_AREA, SCHEMAS_AREA
 
 # --- views ----------------------------------------------------------------------------------------
 
@@ -78,37 +78,11 @@ def empty_view_sql(schema: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def entity_glob(lake_root: Path, provider: str, entity_name: str) -> str:
-    return str(Path(lake_root) / "raw" / provider / entity_name / "date=*" / "*.parquet")
-
-
-def _has_files(glob: str) -> bool:
-    base = Path(glob).parent.parent
-    return base.is_dir() and any(base.glob("date=*/*.parquet"))
-
-
-def _landed_on_disk(lake_root: Path) -> dict[str, tuple[str, str]]:
-    """Entities that have files in the lake, registered or not (an old entity stays queryable)."""
-    found: dict[str, tuple[str, str]] = {}
-    raw = Path(lake_root) / "raw"
-    if not raw.is_dir():
-        return found
-    for provider_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
-        for entity_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
-            if any(entity_dir.glob("date=*/*.parquet")):
-                found[f"{provider_dir.name}_{entity_dir.name}"] = (provider_dir.name, entity_dir.name)
-    return found
-
-
-def schema_path(lake_root: Path | str, name: str) -> Path:
-    return Path(lake_root) / SCHEMAS_AREA / f"{name}.parquet"
-
-
 def record_schemas(lake_root: Path | str, entities: Iterable[EntitySpec]) -> None:
     """Keep each entity's schema in the lake (an empty typed Parquet file), so every later catalog
     shows a typed, empty `raw.*` view for it until it lands, whoever publishes."""
     for spec in entities:
-        path = schema_path(lake_root, spec.name)
+        path = lake.schema_path(spec.name, lake_root)
         if path.exists() and pq.read_schema(path).equals(spec.schema, check_metadata=False):
             continue
         ensure_dir(path.parent)
@@ -129,14 +103,13 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | Non
     root = Path(lake_root) if lake_root is not None else settings.lake_dir()
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
     specs = {e.name: e for e in entities}
-    kept = {p.stem: p for p in sorted((root / SCHEMAS_AREA).glob("*.parquet"))} if (root / SCHEMAS_AREA).is_dir() \
-        else {}
+    kept = {p.stem: p for p in sorted((root / SCHEMAS_AREA).glob("*.parquet"))}
     names: list[str] = []
-    on_disk = _landed_on_disk(root)
+    on_disk = {f"{p}_{e}": (p, e) for p, e in lake.landed_entity_dirs(root)}
     for name in sorted(set(specs) | set(on_disk) | set(kept)):
         if name in on_disk:
             provider, ent = on_disk[name]
-            glob = entity_glob(root, provider, ent)
+            glob = lake.partition_glob(root, RAW_AREA, provider, ent)
             body = f"SELECT * FROM read_parquet({_literal(glob)}, union_by_name = true, hive_partitioning = false)"
         elif name in specs:
             body = empty_view_sql(specs[name].schema)
@@ -145,9 +118,8 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | Non
         con.execute(f"CREATE OR REPLACE VIEW {_quote(schema)}.{_quote(name)} AS {body}")
         names.append(f"{schema}.{name}")
     # Quarantined records of every entity, one view (empty and typed until something is quarantined).
-    qglob = str(root / "quarantine" / "*" / "*" / "date=*" / "*.parquet")
-    qroot = root / "quarantine"
-    if qroot.is_dir() and any(qroot.glob("*/*/date=*/*.parquet")):
+    qglob = lake.partition_glob(root, QUARANTINE_AREA)
+    if lake.has_partitions(root, QUARANTINE_AREA):
         qbody = f"SELECT * FROM read_parquet({_literal(qglob)}, union_by_name = true, hive_partitioning = false)"
     else:
         qbody = empty_view_sql(QUARANTINE_SCHEMA)
@@ -169,9 +141,10 @@ def landed_partitions_sql(lake_root: Path | str) -> str:
     at every query, like the entity views, and gives an empty VARCHAR `file` column when nothing
     matches, so an empty (or missing) lake is an empty view of the same four typed columns.
     """
-    pattern = str(Path(lake_root) / "raw" / "*" / "*" / "date=*" / PART_FILE)
+    pattern = lake.partition_glob(lake_root, RAW_AREA, file=PART_FILE)
     # Anchored at the end and `[^/]` only: a `/raw/` higher up in the lake root cannot match.
-    regex = _literal(r"/raw/([^/]+)/([^/]+)/date=(\d{4}-\d{2}-\d{2})/" + re.escape(PART_FILE) + "$")
+    regex = _literal("/" + re.escape(RAW_AREA) + r"/([^/]+)/([^/]+)/date=(\d{4}-\d{2}-\d{2})/"
+                     + re.escape(PART_FILE) + "$")
     parts = f"regexp_extract(replace(file, '\\', '/'), {regex}, ['provider', 'entity', 'day'])"
     return (
         "SELECT CAST(m.provider AS VARCHAR) AS provider, CAST(m.entity AS VARCHAR) AS entity, "
@@ -191,7 +164,7 @@ def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | N
     """A `{schema}.{name}` view for every `lake/models/{schema}/{name}.parquet` (dbt exports), except
     the private schemas."""
     root = Path(lake_root) if lake_root is not None else settings.lake_dir()
-    models = root / "models"
+    models = lake.models_dir(root)
     names: list[str] = []
     if not models.is_dir():
         return names
@@ -360,7 +333,7 @@ def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[Entit
     base = Path(data_dir) if data_dir is not None else settings.data_dir()
     target = base / CATALOG_NAME
     versions_dir = catalog_dir(base)
-    lake_root = base / "lake"
+    lake_root = settings.lake_dir(base)
     ensure_dir(versions_dir)
     with exclusive_lock(base / ".warehouse.lock"):
         sweep_temp_files([base, versions_dir])

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from resources import settings
+from resources import lake
 
 SCHEMA = "sync"
 EVENTS = "sync_events"
@@ -37,7 +37,7 @@ class SyncInputMissing(Exception):
 
 
 def model_path(name: str, lake_root: Path | None = None) -> Path:
-    return (lake_root or settings.lake_dir()) / "models" / SCHEMA / f"{name}.parquet"
+    return lake.model_path(SCHEMA, name, lake_root)
 
 
 def read_model(name: str, where: str = "", params: Sequence[Any] = (), order_by: str = "",

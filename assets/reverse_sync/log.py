@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources import settings
+from resources import lake
 from resources.files import atomic_write_table, exclusive_lock
 
 SENT = "sent"
@@ -57,8 +57,7 @@ class RecordState:
 
 
 def log_dir(destination: str, lake_root: Path | None = None) -> Path:
-    root = lake_root if lake_root is not None else settings.lake_dir()
-    return Path(root) / "sync_log" / destination
+    return lake.sync_log_dir(destination, lake_root)
 
 
 def _files(directory: Path) -> list[Path]:
