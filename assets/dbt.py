@@ -290,7 +290,6 @@ def _window_from_run(config: DbtBuildConfig, tags: Mapping[str, str]) -> dict[st
     dagster_dbt_translator=MarqueeDbtTranslator(),
     name="marquee_dbt_models",
     pool=DUCKDB_POOL,
-    op_tags={"marquee/writes": "duckdb"},
 )
 def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliResource, config: DbtBuildConfig):
     window = _window_from_run(config, context.run.tags)
