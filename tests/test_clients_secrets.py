@@ -38,7 +38,7 @@ def _exercise(context, resources: dict) -> None:  # noqa: ANN001
         context.log.info(f"resource {res!r}")
 
 
-def test_no_secret_in_any_log_error_or_repr(monkeypatch, caplog, capsys):
+def test_no_secret_in_any_log_error_or_repr(monkeypatch, caplog, capsys, request):
     with start_sandbox(anchor=date(2026, 3, 15), faults="5xx:0.2,expire:0.5,repeat:0.3") as sb:
         for name, value in sb.env.items():
             monkeypatch.setenv(name, value)
@@ -81,8 +81,12 @@ def test_no_secret_in_any_log_error_or_repr(monkeypatch, caplog, capsys):
             "cordial": CordialResource(api_key=BAD["CORDIAL_API_KEY"], base_url=env["CORDIAL_BASE_URL"]),
         }
 
+        # Everything at DEBUG for this test only: the levels are restored at the end, so later tests
+        # (which rely on httpx/httpcore staying quiet, resources/http/core.py) see the real setup.
         for name in ("", "httpx", "httpcore", "dagster", "marquee"):
-            logging.getLogger(name).setLevel(logging.DEBUG)
+            logger = logging.getLogger(name)
+            request.addfinalizer(lambda logger=logger, level=logger.level: logger.setLevel(level))
+            logger.setLevel(logging.DEBUG)
         with caplog.at_level(logging.DEBUG):
             instance = dg.DagsterInstance.ephemeral()
             result = dg.materialize([sync_everything, rejected_credentials], resources=good, instance=instance)

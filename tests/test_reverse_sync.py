@@ -32,6 +32,7 @@ from assets.reverse_sync.assets import SYNC_ASSETS, SYNC_CHECKS, blocking_check_
 from assets.reverse_sync.consent import contact_key
 from assets.reverse_sync.log import FAILED, SENT, SyncLog
 from resources import settings
+from resources.http import ProviderResource
 from sandbox import start_sandbox
 from sandbox.sympla import MARKETING_QUESTION as SY_LABEL
 from sandbox.tickettailor import MARKETING_QUESTION as TT_LABEL
@@ -102,7 +103,8 @@ def world(tmp_path_factory):
         land(res, "orders", DAYS, "sympla")
         land(res, "participants", [ANCHOR - timedelta(days=45) + timedelta(days=i) for i in range(90)], "sympla")
         for r in res.values():
-            r.close()
+            if isinstance(r, ProviderResource):
+                r.close()
         build_models(template)
         yield sb, template
     mp.undo()
@@ -533,7 +535,8 @@ def test_consent_landing_after_the_order_window_is_synced_by_a_later_partition(s
     start_days = sorted({r["start_date"].date() for r in lake_rows("sympla", "events")})
     land(res, "participants", start_days, "sympla")
     for r in res.values():
-        r.close()
+        if isinstance(r, ProviderResource):
+            r.close()
     rebuild()
     consenting, answers = set(), []
     parts: dict = {}

@@ -228,6 +228,14 @@ def test_pool_wait_sleeps_and_its_deadline_names_the_holder_and_the_command_that
 # --- signals -------------------------------------------------------------------------------------
 
 
+def _cmdline(p: psutil.Process) -> list[str]:
+    """A descendant's command line; [] once it has exited (a zombie not yet reaped has none to read)."""
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
 def _descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -248,8 +256,7 @@ def test_signal_stops_marquee_run_within_10s_and_leaves_nothing_behind(data_dir,
         proc = _marquee(_env(data_dir, None), *_run_args(MODELS), log=log)
 
         def dbt_running(instance: dg.DagsterInstance) -> bool:  # `dbt build` itself, not `dbt --version`
-            return bool(_slot_holders(instance)) and any(
-                "build" in p.cmdline() for p in _descendants(proc.pid) if p.is_running())
+            return bool(_slot_holders(instance)) and any("build" in _cmdline(p) for p in _descendants(proc.pid))
 
         _signal_mid_phase(data_dir, proc, log, "marquee_run_models", signum, dbt_running, settle=0.2)
     _assert_clean(data_dir)
