@@ -27,9 +27,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -323,8 +325,9 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
                 # The staging models convert money with reference.currencies; a partial selection
                 # (`--select group:marts`, one model in the UI) must not fail for lack of it.
                 context.log.info("loading the reference seeds first (the selection does not include them)")
-                dbt.cli(["seed"], raise_on_error=True).wait()
-            invocation = dbt.cli(build_args({} if full_refresh else window, full_refresh), context=context)
+                dbt.cli(["seed"], raise_on_error=True, target_path=invocation_target(context, "seed")).wait()
+            invocation = dbt.cli(build_args({} if full_refresh else window, full_refresh), context=context,
+                                 target_path=invocation_target(context, "build"))
             invocation.termination_timeout_seconds = DBT_STOP_SECONDS
             for event in invocation.stream():
                 events.append(event)
@@ -341,6 +344,27 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
         yield from _with_table_metadata(context, events, db_path)
     catalog = publish_catalog(entities=providers.entities())
     context.log.info(f"exported {len(counts)} models to {settings.lake_dir() / 'models'}; catalog {catalog}")
+
+
+# Each dbt invocation writes its manifest, run results and log into a directory of its own: kept
+# under the data directory (the project directory may be read-only, e.g. in a container image),
+# and only the newest few, for reading after a failure; without pruning, every run left ~5 MB.
+KEEP_DBT_TARGETS = 10
+
+
+def dbt_targets_dir() -> Path:
+    return settings.data_dir() / "build" / "dbt-target"
+
+
+def invocation_target(context: dg.AssetExecutionContext, command: str) -> Path:
+    """A fresh target directory for one dbt invocation of this run; older ones beyond the newest
+    KEEP_DBT_TARGETS are removed first."""
+    base = dbt_targets_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    old = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for path in old[:max(0, len(old) - KEEP_DBT_TARGETS + 1)]:
+        shutil.rmtree(path, ignore_errors=True)
+    return base / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{context.run.run_id[:8]}-{command}"
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, schema: str, name: str, preview_rows: int = 5) -> dict[str, Any]:

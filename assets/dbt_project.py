@@ -8,6 +8,7 @@ model, macro or project file. `dbt parse` needs no network and no database conne
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from resources import settings
+from resources.files import exclusive_lock
 
 
 def dbt_database_path() -> Path:
@@ -48,21 +50,39 @@ def _newest_source_mtime(project_dir: Path) -> float:
     return newest
 
 
+def _manifest_is_fresh(manifest: Path, project_dir: Path) -> bool:
+    return manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir)
+
+
 def ensure_manifest(project_dir: Path = settings.DBT_PROJECT_DIR) -> Path:
-    manifest = project_dir / "target" / "manifest.json"
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
+    """The project's manifest, parsed again when any model, macro or project file is newer.
+
+    Several processes load the code location at once (the webserver and the daemon, parallel test
+    workers), so the parse runs under a lock and writes into a private target directory; its manifest
+    is renamed into place, and a reader never sees a half-written one."""
+    target = project_dir / "target"
+    manifest = target / "manifest.json"
+    if _manifest_is_fresh(manifest, project_dir):
         return manifest
-    dbt = Path(sys.executable).with_name("dbt")
-    result = subprocess.run(
-        [str(dbt), "parse", "--quiet", "--project-dir", str(project_dir),
-         "--profiles-dir", str(project_dir)],
-        env=dbt_env(), capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0 or not manifest.exists():
-        raise RuntimeError(
-            "dbt could not parse dbt_project/ (fix the model named below, then reload):\n"
-            + result.stdout[-4000:] + result.stderr[-4000:]
-        )
+    with exclusive_lock(target / ".parse.lock"):
+        if _manifest_is_fresh(manifest, project_dir):
+            return manifest  # another process parsed while this one waited
+        private = target / f".parse-{os.getpid()}"
+        dbt = Path(sys.executable).with_name("dbt")
+        try:
+            result = subprocess.run(
+                [str(dbt), "parse", "--quiet", "--project-dir", str(project_dir),
+                 "--profiles-dir", str(project_dir), "--target-path", str(private)],
+                env=dbt_env(), capture_output=True, text=True, check=False,
+            )
+            if result.returncode != 0 or not (private / "manifest.json").exists():
+                raise RuntimeError(
+                    "dbt could not parse dbt_project/ (fix the model named below, then reload):\n"
+                    + result.stdout[-4000:] + result.stderr[-4000:]
+                )
+            os.replace(private / "manifest.json", manifest)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
     return manifest
 
 

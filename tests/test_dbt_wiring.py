@@ -4,6 +4,7 @@ and one materialization through Dagster that exports the models and publishes th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -13,11 +14,14 @@ from test_dbt_marts import PII_KEY, _rows, write_lake
 
 from assets.dbt import (
     DUCKDB_POOL,
+    KEEP_DBT_TARGETS,
     DbtBuildConfig,
     _window_from_run,
     build_args,
     dbt_resource,
+    dbt_targets_dir,
     dbt_vars,
+    invocation_target,
     marquee_dbt_models,
 )
 from assets.dbt_project import dbt_project
@@ -130,6 +134,9 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
         )
     finally:
         con.close()
+    # dbt's per-invocation files (manifest, run results, log) went under the data dir, not the project
+    targets = [p for p in (data_dir / "build" / "dbt-target").iterdir() if p.name.endswith("-build")]
+    assert len(targets) == 1 and (targets[0] / "run_results.json").exists()
     con = duckdb.connect(str(data_dir / "build" / "dbt.duckdb"), read_only=True)
     try:
         assert con.execute(
@@ -137,3 +144,23 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
         ).fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_only_the_newest_dbt_invocation_directories_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("MARQUEE_DATA_DIR", str(tmp_path))
+    base = dbt_targets_dir()
+    for i in range(KEEP_DBT_TARGETS + 5):
+        (base / f"old-{i:02d}").mkdir(parents=True)
+        os.utime(base / f"old-{i:02d}", (1_000_000 + i, 1_000_000 + i))
+
+    class Run:
+        run_id = "abcdef0123456789"
+
+    class Context:
+        run = Run()
+
+    fresh = invocation_target(Context(), "build")  # type: ignore[arg-type]
+    fresh.mkdir()
+    left = {p.name for p in base.iterdir()}
+    # the newest KEEP - 1 old ones and the new one; the oldest went first
+    assert left == {fresh.name, *(f"old-{i:02d}" for i in range(6, KEEP_DBT_TARGETS + 5))}
