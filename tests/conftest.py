@@ -1,8 +1,51 @@
-"""Shared fixtures. Every test gets its own data directory, so nothing leaks between tests."""
+"""Shared fixtures. Every test gets its own data directory, so nothing leaks between tests.
+
+Test data lives in RAM when it can: the pipeline fsyncs every partition, catalog and Dagster event
+(SQLite) as production must, and on this kind of machine's virtual disk those syncs were a third of
+a pipeline run's time. When /dev/shm is a tmpfs with room to spare, the session's base temp dir
+goes there (`MARQUEE_TEST_TMP=disk` keeps pytest's default; `--basetemp` always wins). Nothing a
+test asserts depends on the disk: crash tests kill processes, they do not cut the power.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
+
+RAM_DIR = Path("/dev/shm")
+RAM_NEEDED = 4 * 2**30  # the heaviest tests hold a few hundred MB each; keep a wide margin
+
+
+def _ram_basetemp() -> Path | None:
+    if os.environ.get("MARQUEE_TEST_TMP", "ram") != "ram" or not RAM_DIR.is_dir():
+        return None
+    try:
+        if shutil.disk_usage(RAM_DIR).free < RAM_NEEDED:
+            return None
+        return Path(tempfile.mkdtemp(prefix="marquee-tests-", dir=RAM_DIR))
+    except OSError:
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Only the controller chooses (xdist workers inherit its basetemp and make their own subdirs).
+    if hasattr(config, "workerinput") or config.option.basetemp:
+        return
+    base = _ram_basetemp()
+    if base is not None:
+        config.option.basetemp = str(base)
+        config._marquee_ram_basetemp = base  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # RAM is not a place to leave a session's data behind; MARQUEE_KEEP_TEST_DATA=1 keeps it.
+    base = getattr(config, "_marquee_ram_basetemp", None)
+    if base is not None and not os.environ.get("MARQUEE_KEEP_TEST_DATA"):
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
