@@ -18,7 +18,8 @@ from sandbox.cordial import CordialSandbox
 from sandbox.cymbal import CymbalSandbox
 from sandbox.cymbio import CymbioSandbox
 from sandbox.faults import FaultPlan, FaultSpecError
-from sandbox.http import Request, Response, SandboxContext, SandboxServer, json_response
+from sandbox.http import SandboxContext, SandboxServer
+from sandbox.messages import Request, Response, json_response
 from sandbox.ratelimit import RateLimits, RateLimitSpecError, format_limits, parse_rate_limits
 from sandbox.sympla import SymplaSandbox
 from sandbox.tickettailor import TickettailorSandbox

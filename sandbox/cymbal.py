@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from sandbox import world as w
-from sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox.http import Provider, SandboxContext
+from sandbox.messages import Request, Response, json_response
 
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100

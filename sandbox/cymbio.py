@@ -38,7 +38,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from sandbox import world as w
-from sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox.http import Provider, SandboxContext
+from sandbox.messages import Request, Response, json_response
 
 DEFAULT_TOKEN_TTL = 360
 PAGE_LIMIT = 1000  # the doc's page size; also the maximum

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from sandbox.faults import FaultPlan
+from sandbox.messages import Request, Response
 
 MIB = 1024 * 1024
 _CHUNK = 64 * 1024
@@ -47,7 +48,7 @@ def _padded(body: bytes, total: int) -> Iterator[bytes]:
         left -= n
 
 
-def _sympla_error(request: Any, code: int) -> bytes:
+def _sympla_error(request: Request, code: int) -> bytes:
     # Sympla's documented error shape. The message echoes the token the request sent, as a real
     # API might: a client must never put it into a log or an error as it is.
     token = request.headers.get("s_token", "")
@@ -56,10 +57,8 @@ def _sympla_error(request: Any, code: int) -> bytes:
     return orjson.dumps({"error": True, "code": code, "message": message})
 
 
-def apply(response: Any, key: str, provider: str, request: Any, faults: FaultPlan) -> Any:
+def apply(response: Response, key: str, provider: str, request: Request, faults: FaultPlan) -> Response:
     """The reply to send instead of `response` (a sandbox `Response` for a 200 GET of `request`)."""
-    from sandbox.http import Response  # the types live with the server
-
     path = request.path
     if faults.hit("redirect", key):
         return Response(301, b"", {"Location": f"/{provider}/moved{path}"})

@@ -1,5 +1,5 @@
-"""The sandbox's HTTP plumbing: request/response types, the provider plug-in interface, and a
-threaded loopback server that can misbehave on purpose.
+"""The sandbox's HTTP plumbing: the provider plug-in interface and a threaded loopback server that
+can misbehave on purpose. The request/response types it passes around live in `messages.py`.
 
 Hand-written on the standard library's `ThreadingHTTPServer` rather than an ASGI framework
 because the faults we must reproduce (connection resets, bodies cut short after an honest
@@ -8,14 +8,13 @@ Content-Length) need direct control of the socket, which ASGI servers deliberate
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import socket
 import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http import HTTPStatus
@@ -23,10 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
-
 from sandbox import glitches
 from sandbox.faults import FaultPlan
+from sandbox.messages import Request, Response, json_response
 from sandbox.ratelimit import RateLimits
 
 # The stdlib's own limits on a request's header block (http.client._MAXLINE / _MAXHEADERS).
@@ -35,66 +33,6 @@ MAX_HEADERS = 100
 # Pending connections the kernel queues before accept(): the stdlib's default of 5 resets clients
 # when a benchmark opens 16+ keep-alive connections at once while the accept thread waits for the GIL.
 LISTEN_BACKLOG = 128
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # path below the provider prefix, e.g. "/v1/orders"
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-cased names
-    body: bytes = b""
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[-1] if values else default
-
-    def json(self) -> Any:
-        return orjson.loads(self.body) if self.body else None
-
-    def basic_username(self) -> str | None:
-        return _basic_username(self.headers.get("authorization", ""))
-
-    def bearer(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
-
-    @property
-    def key(self) -> str:
-        """Identity of this request for fault decisions: the same request retried has the same key."""
-        query = "&".join(f"{k}={v}" for k, vs in sorted(self.query.items()) for v in vs)
-        return f"{self.method} {self.path}?{query}"
-
-
-@lru_cache(maxsize=256)
-def _basic_username(auth: str) -> str | None:
-    # Cached: a client sends the same Authorization header on every request.
-    if not auth.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(auth[6:].strip()).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return decoded.split(":", 1)[0]
-
-
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    # A body produced while it is sent (the oversize glitches): `length` is announced as
-    # Content-Length, or None for chunked transfer encoding.
-    stream: Iterator[bytes] | None = None
-    length: int | None = None
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status=status,
-        body=orjson.dumps(payload),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
 
 
 class Provider:

@@ -51,7 +51,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox import world as w
-from sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox.http import Provider, SandboxContext
+from sandbox.messages import Request, Response, json_response
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 PROVIDER = "sympla"

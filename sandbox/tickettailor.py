@@ -43,7 +43,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from sandbox import world as w
-from sandbox.http import Provider, Request, Response, SandboxContext, json_response
+from sandbox.http import Provider, SandboxContext
+from sandbox.messages import Request, Response, json_response
 
 PROVIDER = "tickettailor"
 ORDERS_PER_SCALE = 2000
