@@ -141,13 +141,33 @@ def _params(world: w.World) -> tuple[int, int, int, int, int, tuple[int, ...], i
 
 
 # The cheap per-order decisions come from splitmix64, written twice: on Python ints for one order
-# and on numpy arrays for the one-pass index. Both are exact integer arithmetic mod 2**64, so they
-# agree bit for bit, and the index over a million orders takes well under a second.
+# (`_skeleton`) and on numpy arrays for the one-pass index (`_skeleton_arrays`). Both are exact
+# integer arithmetic mod 2**64, so they agree bit for bit, and the index over a million orders
+# takes well under a second. Both read the hash fields and thresholds below, never their own copies.
 _M64 = (1 << 64) - 1
 _GOLDEN, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _SALT_EVENT, _SALT_MISC, _SALT_CHECKIN = 0x5851F42D4C957F2D, 0x14057B7EF767814F, 0x2545F4914F6CDD1D
 _SALT_NEGATED = 0x3C6EF372FE94F82B
 _JITTER_BITS = 16  # keeps (i * 2**16 + u) * span inside int64 up to ~8,000x scale
+
+# Where each decision sits in the hashes. h3 (salt MISC): bits 0-7 the quantity draw, 8-23 the
+# status draw, bit 24 the ticket type, bits 32+8k to 39+8k ticket k's void draw. h4 (salt CHECKIN):
+# bits 8k to 8k+7 ticket k's check-in draw.
+_QUANTITY_MASK = 0xFF
+_STATUS_SHIFT, _STATUS_MASK = 8, 0xFFFF
+_TICKET_TYPE_SHIFT = 24
+_VOID_SHIFT = 32
+_TICKET_DRAW_BITS, _TICKET_DRAW_MASK = 8, 0xFF
+# The thresholds on those draws. A quantity draw below 102 is 1 ticket (40%), below 192 two (35%),
+# below 230 three (15%), else four (10%): the count of cuts at or below the draw, plus one.
+_QUANTITY_CUTS = (102, 192, 230)
+_MAX_QUANTITY = len(_QUANTITY_CUTS) + 1
+# A status draw below 55700 is completed (85%), below 59000 pending (5%), else cancelled (10%).
+_STATUSES = ("completed", "pending", "cancelled")
+_STATUS_CUTS = (55700, 59000)
+_CANCELLED = _STATUSES.index("cancelled")
+_VOID_BELOW = 10  # a ticket's void draw below this voids it (~4%); a cancelled order's tickets are all void
+_CHECKIN_BELOW = 205  # a valid ticket of a started event is checked in when its draw is below this (~80%)
 
 
 def _mix(z: int) -> int:
@@ -188,11 +208,11 @@ def _created_at(world: w.World, i: int) -> int:
 
 
 def _quantity(qb: int) -> int:
-    return 1 if qb < 102 else 2 if qb < 192 else 3 if qb < 230 else 4
+    return bisect.bisect_right(_QUANTITY_CUTS, qb) + 1
 
 
 def _status(sb: int) -> str:
-    return "completed" if sb < 55700 else "pending" if sb < 59000 else "cancelled"
+    return _STATUSES[bisect.bisect_right(_STATUS_CUTS, sb)]
 
 
 def _skeleton(world: w.World, i: int) -> _Skeleton:
@@ -203,12 +223,61 @@ def _skeleton(world: w.World, i: int) -> _Skeleton:
     starts = params[5]
     first_open = bisect.bisect_right(starts, created)  # events still on sale at creation
     event = min(first_open + h2 % max(1, len(starts) - first_open), len(starts) - 1)
-    quantity = _quantity(h3 & 0xFF)
-    status = _status((h3 >> 8) & 0xFFFF)
+    quantity = _quantity(h3 & _QUANTITY_MASK)
+    status = _status((h3 >> _STATUS_SHIFT) & _STATUS_MASK)
     started = starts[event] < params[4]
-    void = tuple(status == "cancelled" or ((h3 >> (32 + 8 * k)) & 0xFF) < 10 for k in range(quantity))
-    checkin = tuple(started and not void[k] and ((h4 >> (8 * k)) & 0xFF) < 205 for k in range(quantity))
-    return _Skeleton(i, created, event, quantity, status, (h3 >> 24) & 1, void, checkin)
+    void = tuple(status == "cancelled"
+                 or ((h3 >> (_VOID_SHIFT + _TICKET_DRAW_BITS * k)) & _TICKET_DRAW_MASK) < _VOID_BELOW
+                 for k in range(quantity))
+    checkin = tuple(started and not void[k]
+                    and ((h4 >> (_TICKET_DRAW_BITS * k)) & _TICKET_DRAW_MASK) < _CHECKIN_BELOW
+                    for k in range(quantity))
+    return _Skeleton(i, created, event, quantity, status, (h3 >> _TICKET_TYPE_SHIFT) & 1, void, checkin)
+
+
+@dataclass(frozen=True)
+class _Skeletons:
+    """Orders [lo, hi) as arrays: what the index needs of `_skeleton`, for many orders at once."""
+
+    index: np.ndarray  # order indices (uint64)
+    created_at: np.ndarray  # int64, as `_Skeleton.created_at`
+    event: np.ndarray  # int64
+    quantity: np.ndarray  # int64
+    status: np.ndarray  # int64, a position in `_STATUSES`
+    valid_tickets: np.ndarray  # int64, the order's tickets that are not void
+
+
+def _skeleton_arrays(world: w.World, lo: int, hi: int) -> _Skeletons:
+    """The numpy twin of `_skeleton` for orders [lo, hi): the same hashes, fields and thresholds."""
+    start, span, n, half, _, starts, key = _params(world)
+    n_events = len(starts)
+    starts_np = np.array(starts, dtype=np.int64)
+    i = np.arange(lo, hi, dtype=np.uint64)
+    h1 = _mix_np(np.uint64(key) ^ i)
+    h2 = _mix_np(h1 ^ np.uint64(_SALT_EVENT))
+    h3 = _mix_np(h1 ^ np.uint64(_SALT_MISC))
+    u = (h1 >> np.uint64(64 - _JITTER_BITS)).astype(np.int64)
+    offset = ((i.astype(np.int64) << _JITTER_BITS) + u) * span // (n << _JITTER_BITS)
+    day, sec = np.divmod(offset, 86400)
+    low = sec < half
+    high = sec > 86400 - half
+    squeezed = np.where(low, sec * _MIDNIGHT_HALF_WIDTH_S // half,
+                        np.where(high, 86400 - (-(-(86400 - sec) * _MIDNIGHT_HALF_WIDTH_S // half)), sec))
+    created = start + day * 86400 + squeezed
+    first_open = np.searchsorted(starts_np, created, side="right")
+    open_count = np.maximum(1, n_events - first_open).astype(np.uint64)
+    event = np.minimum(first_open + (h2 % open_count).astype(np.int64), n_events - 1)
+    qb = (h3 & np.uint64(_QUANTITY_MASK)).astype(np.int64)
+    quantity = np.searchsorted(_QUANTITY_CUTS, qb, side="right").astype(np.int64) + 1
+    sb = ((h3 >> np.uint64(_STATUS_SHIFT)) & np.uint64(_STATUS_MASK)).astype(np.int64)
+    status = np.searchsorted(_STATUS_CUTS, sb, side="right").astype(np.int64)
+    cancelled = status == _CANCELLED
+    valid_count = np.zeros(len(i), dtype=np.int64)
+    for k in range(_MAX_QUANTITY):
+        draw = (h3 >> np.uint64(_VOID_SHIFT + _TICKET_DRAW_BITS * k)) & np.uint64(_TICKET_DRAW_MASK)
+        void_k = cancelled | (draw < _VOID_BELOW)
+        valid_count += (quantity > k) & ~void_k
+    return _Skeletons(i, created, event, quantity, status, valid_count)
 
 
 @dataclass(frozen=True)
@@ -220,41 +289,18 @@ class _Index:
 
 @lru_cache(maxsize=2)
 def _index(world: w.World) -> _Index:
-    """Per-event order indices and totals: the numpy twin of `_skeleton`, built on first use in
-    chunks so memory stays at ~4 bytes per order."""
-    start, span, n, half, _, starts, key = _params(world)
-    n_events = len(starts)
-    starts_np = np.array(starts, dtype=np.int64)
+    """Per-event order indices and totals, built on first use from `_skeleton_arrays` in chunks so
+    memory stays at ~4 bytes per order."""
+    n, n_events = n_orders(world), len(_events(world))
     parts: list[list[np.ndarray]] = [[] for _ in range(n_events)]
     valid = [0] * n_events
     chunk = 1 << 18
     for lo in range(0, n, chunk):
-        i = np.arange(lo, min(n, lo + chunk), dtype=np.uint64)
-        h1 = _mix_np(np.uint64(key) ^ i)
-        h2 = _mix_np(h1 ^ np.uint64(_SALT_EVENT))
-        h3 = _mix_np(h1 ^ np.uint64(_SALT_MISC))
-        u = (h1 >> np.uint64(64 - _JITTER_BITS)).astype(np.int64)
-        offset = ((i.astype(np.int64) << _JITTER_BITS) + u) * span // (n << _JITTER_BITS)
-        day, sec = np.divmod(offset, 86400)
-        low = sec < half
-        high = sec > 86400 - half
-        squeezed = np.where(low, sec * _MIDNIGHT_HALF_WIDTH_S // half,
-                            np.where(high, 86400 - (-(-(86400 - sec) * _MIDNIGHT_HALF_WIDTH_S // half)), sec))
-        created = start + day * 86400 + squeezed
-        first_open = np.searchsorted(starts_np, created, side="right")
-        open_count = np.maximum(1, n_events - first_open).astype(np.uint64)
-        event = np.minimum(first_open + (h2 % open_count).astype(np.int64), n_events - 1)
-        qb = (h3 & np.uint64(0xFF)).astype(np.int64)
-        quantity = np.where(qb < 102, 1, np.where(qb < 192, 2, np.where(qb < 230, 3, 4)))
-        cancelled = ((h3 >> np.uint64(8)) & np.uint64(0xFFFF)) >= 59000
-        valid_count = np.zeros(len(i), dtype=np.int64)
-        for k in range(4):
-            void_k = cancelled | (((h3 >> np.uint64(32 + 8 * k)) & np.uint64(0xFF)) < 10)
-            valid_count += (quantity > k) & ~void_k
+        sk = _skeleton_arrays(world, lo, min(n, lo + chunk))
         for e in range(n_events):
-            mask = event == e
-            parts[e].append(i[mask].astype(np.uint32))
-            valid[e] += int(valid_count[mask].sum())
+            mask = sk.event == e
+            parts[e].append(sk.index[mask].astype(np.uint32))
+            valid[e] += int(sk.valid_tickets[mask].sum())
     by_event = tuple(np.concatenate(p) if p else np.zeros(0, dtype=np.uint32) for p in parts)
     return _Index(by_event, tuple(len(a) for a in by_event), tuple(valid))
 
