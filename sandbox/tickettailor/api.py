@@ -50,7 +50,6 @@ class _BadRequest(Exception):
     pass
 
 
-
 # --- Listing machinery -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
