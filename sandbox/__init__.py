@@ -14,15 +14,11 @@ from collections.abc import Mapping
 from datetime import date
 
 from sandbox import world as w
-from sandbox.cordial import CordialSandbox
-from sandbox.cymbal import CymbalSandbox
-from sandbox.cymbio import CymbioSandbox
 from sandbox.faults import FaultPlan, FaultSpecError
 from sandbox.http import SandboxContext, SandboxServer
 from sandbox.messages import Request, Response, json_response
+from sandbox.providers import PROVIDERS
 from sandbox.ratelimit import RateLimits, RateLimitSpecError, format_limits, parse_rate_limits
-from sandbox.sympla import SymplaSandbox
-from sandbox.tickettailor import TickettailorSandbox
 
 __all__ = ["Sandbox", "start_sandbox"]
 
@@ -34,21 +30,12 @@ class Sandbox(SandboxServer):
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment variables that point every marquee resource at this sandbox."""
-        return {
-            "TICKETTAILOR_BASE_URL": self.url("tickettailor"),
-            "TICKETTAILOR_API_KEY": w.TICKETTAILOR_API_KEY,
-            "SYMPLA_BASE_URL": self.url("sympla"),
-            "SYMPLA_TOKEN": w.SYMPLA_TOKEN,
-            "CYMBAL_BASE_URL": self.url("cymbal"),
-            "CYMBAL_API_KEY": w.CYMBAL_API_KEY,
-            "CYMBIO_BASE_URL": self.url("cymbio"),
-            "CYMBIO_CLIENT_ID": w.CYMBIO_CLIENT_ID,
-            "CYMBIO_CLIENT_SECRET": w.CYMBIO_CLIENT_SECRET,
-            "CYMBIO_RETAILER_ID": w.CYMBIO_RETAILER_ID,
-            "CORDIAL_BASE_URL": self.url("cordial"),
-            "CORDIAL_API_KEY": w.CORDIAL_API_KEY,
-        }
+        """Environment variables that point every marquee resource at this sandbox: each
+        registered provider's base URL and credentials (`sandbox/providers.py`)."""
+        env: dict[str, str] = {}
+        for provider in PROVIDERS:
+            env.update(provider.env(self.url(provider.name)))
+        return env
 
     def set_faults(self, spec: str) -> FaultPlan:
         """Replace the fault plan of the running sandbox (same seed); returns the new plan."""
@@ -107,5 +94,5 @@ def start_sandbox(seed: int = 7, scale: int = 1, faults: str = "", anchor: date 
     world = w.World(seed=seed, scale=scale, **({"anchor": anchor} if anchor else {}), **world_kwargs)
     ctx = SandboxContext(world=world, faults=FaultPlan.parse(faults, seed=seed),
                          rate_limits=RateLimits(rate_limits or {}))
-    providers = [TickettailorSandbox(), SymplaSandbox(), CymbalSandbox(), CymbioSandbox(), CordialSandbox()]
+    providers = [provider.sandbox() for provider in PROVIDERS]
     return Sandbox(providers, ctx, _internal, host=host, port=port).start()

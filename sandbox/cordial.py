@@ -146,6 +146,10 @@ def stored(ctx: SandboxContext, kind: str) -> dict[str, dict[str, Any]]:
 class CordialSandbox(Provider):
     name = "cordial"
 
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:
+        return {"CORDIAL_BASE_URL": base_url, "CORDIAL_API_KEY": w.CORDIAL_API_KEY}
+
     def error(self, status: int, message: str) -> Response:
         return _error(status, message)
 

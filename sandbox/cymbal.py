@@ -222,6 +222,10 @@ def contact_key(contact: dict[str, Any]) -> str:
 class CymbalSandbox(Provider):
     name = "cymbal"
 
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:
+        return {"CYMBAL_BASE_URL": base_url, "CYMBAL_API_KEY": w.CYMBAL_API_KEY}
+
     def error(self, status: int, message: str) -> Response:
         return _error(status, message)
 

@@ -312,6 +312,15 @@ def _page_args(request: Request) -> tuple[int, int] | Response:
 class CymbioSandbox(Provider):
     name = "cymbio"
 
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:
+        return {
+            "CYMBIO_BASE_URL": base_url,
+            "CYMBIO_CLIENT_ID": w.CYMBIO_CLIENT_ID,
+            "CYMBIO_CLIENT_SECRET": w.CYMBIO_CLIENT_SECRET,
+            "CYMBIO_RETAILER_ID": w.CYMBIO_RETAILER_ID,
+        }
+
     def error(self, status: int, message: str) -> Response:
         return _error(status, message, "too_many_requests" if status == 429 else None)
 

@@ -36,9 +36,15 @@ LISTEN_BACKLOG = 128
 
 
 class Provider:
-    """One provider's API. Subclasses set `name` (also the URL prefix) and implement `handle`."""
+    """One provider's API. Subclasses set `name` (also the URL prefix) and implement `env` and `handle`."""
 
     name: str = ""
+
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:  # pragma: no cover - interface
+        """The environment variables that point marquee at this provider served at `base_url`: its
+        base-URL variable and the credentials this sandbox accepts."""
+        raise NotImplementedError
 
     def handle(self, request: Request, ctx: SandboxContext) -> Response:  # pragma: no cover - interface
         raise NotImplementedError

@@ -2,18 +2,16 @@
 sandbox's own facts (no SQL), so end-to-end tests compare the warehouse with an independent
 computation.
 
-Sources: `event_facts` / `order_facts` / `ticket_facts` of every ticketing provider module that
-exposes them (Ticket Tailor and Sympla), the world's Cymbal campaigns, and Cymbal's analytics
-record per campaign (`sandbox.cymbal.campaign_analytics(world, campaign) -> dict`, the
-API record). A provider module that does not expose a function yet contributes nothing, so this
-module works while the sandbox is being built.
+Sources, as the provider registry (`sandbox/providers.py`) declares them: `event_facts` /
+`order_facts` / `ticket_facts` of every ticketing provider (Ticket Tailor and Sympla), the world's
+Cymbal campaigns, and the campaign platform's analytics record per campaign
+(`sandbox.cymbal.campaign_analytics(world, campaign) -> dict`, the API record).
 
 Money is int minor units throughout; rates are floats only at the very end, as the mart's DOUBLE.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -21,41 +19,35 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sandbox import world as w
+from sandbox.providers import PROVIDERS, TicketingFacts
 
-TICKETING_MODULES = ("sandbox.tickettailor", "sandbox.sympla")
 
-
-def _facts(kind: str, world: w.World) -> Iterator[Any]:
-    for name in TICKETING_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        func = getattr(module, f"{kind}_facts", None)
-        if func is not None:
-            yield from func(world)
+def _ticketing() -> list[TicketingFacts]:
+    return [p.facts for p in PROVIDERS if p.facts is not None]
 
 
 def event_facts(world: w.World) -> Iterator[w.EventFact]:
-    return _facts("event", world)
+    for facts in _ticketing():
+        yield from facts.event_facts(world)
 
 
 def order_facts(world: w.World) -> Iterator[w.OrderFact]:
-    return _facts("order", world)
+    for facts in _ticketing():
+        yield from facts.order_facts(world)
 
 
 def ticket_facts(world: w.World) -> Iterator[w.TicketFact]:
-    return _facts("ticket", world)
+    for facts in _ticketing():
+        yield from facts.ticket_facts(world)
 
 
 def campaign_analytics(world: w.World, campaign: w.Campaign) -> dict[str, Any] | None:
-    """Cymbal's analytics record for `campaign`, or None while the Cymbal sandbox lacks it."""
-    try:
-        module = importlib.import_module("sandbox.cymbal")
-    except ImportError:
-        return None
-    func = getattr(module, "campaign_analytics", None)
-    return func(world, campaign) if func is not None else None
+    """The campaign platform's (Cymbal's) analytics record for `campaign`, as its API shows it.
+    The marts below also accept None (no record: no Cymbal figures), which tests substitute."""
+    for p in PROVIDERS:
+        if p.campaign_analytics is not None:
+            return p.campaign_analytics(world, campaign)
+    raise LookupError("no provider in sandbox/providers.py declares campaign analytics")
 
 
 def normalise_tag(tag: str | None) -> str | None:

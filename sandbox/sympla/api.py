@@ -136,6 +136,10 @@ def _shape(record: dict[str, Any], request: Request) -> dict[str, Any]:
 class SymplaSandbox(Provider):
     name = "sympla"
 
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:
+        return {"SYMPLA_BASE_URL": base_url, "SYMPLA_TOKEN": w.SYMPLA_TOKEN}
+
     def error(self, status: int, message: str) -> Response:
         return _error(status, message)
 

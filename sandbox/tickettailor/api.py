@@ -324,6 +324,10 @@ def _error(status: int, message: str | None = None, headers: dict[str, str] | No
 class TickettailorSandbox(Provider):
     name = PROVIDER
 
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:
+        return {"TICKETTAILOR_BASE_URL": base_url, "TICKETTAILOR_API_KEY": w.TICKETTAILOR_API_KEY}
+
     def error(self, status: int, message: str) -> Response:
         return _error(status, message)
 
