@@ -12,7 +12,7 @@ fault strikes after acceptance (a 5xx, a reset) were accepted, so they count. 42
 provider (`GET /_sandbox/stats`, key `rate_limited`).
 
 This is on top of, and independent from, Ticket Tailor's documented hourly budget with its
-`X-Rate-Limit-*` headers (sandbox/tickettailor.py), which stays as it is.
+`X-Rate-Limit-*` headers (sandbox/tickettailor/api.py), which stays as it is.
 
 Hand-written rather than a library (`limits`, `pyrate-limiter`): the sandbox must say *how long*
 until a request would be taken (for Retry-After) and count exactly what a server counts (arrivals

@@ -39,7 +39,7 @@ MARKETING_QUESTION = "Marketing: keep me posted about future events by email"
 # "marketing" too, so a consent rule that matches labels by substring reads it backwards.
 NEGATED_MARKETING_QUESTION = "Tick if you do NOT want marketing emails"
 NEGATED_SHARE = 0.04  # of orders whose buyer answered it
-# Minutes either side of UTC midnight that are squeezed into +-110 s (see `_created_at`).
+# Minutes either side of UTC midnight that are squeezed into +-110 s (see `_squeeze`).
 _MIDNIGHT_HALF_WIDTH_S = 110
 
 # (days from anchor, local start time, IANA zone, currency, name stem)
