@@ -49,3 +49,21 @@ def test_ruff_clean():
     ruff = shutil.which("ruff", path=str(BIN)) or "ruff"
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout
+
+
+def test_every_provider_has_a_sandbox_and_staging_folder_and_the_sandbox_configures_it():
+    """The product's declarations (assets/providers.py) and the sandbox's own list (sandbox/providers.py)
+    name the same providers, and the sandbox's environment sets exactly the variables each resource
+    reads, so `marquee demo` configures every provider there is."""
+    from assets.providers import PROVIDERS
+    from sandbox.providers import PROVIDERS as SANDBOXES
+
+    sandboxes = {s.name: s for s in SANDBOXES}
+    assert {p.name for p in PROVIDERS} == set(sandboxes)
+    for p in PROVIDERS:
+        env = sandboxes[p.name].env("http://127.0.0.1:1/x")
+        assert set(p.resource.required) <= set(env), p.name
+        assert set(env) <= set(p.resource.env.values()), p.name  # nothing the resource would not read
+        assert (sandboxes[p.name].sandbox.__module__ + ".").startswith(p.sandbox_module + "."), p.name
+        if p.entities:
+            assert (ROOT / p.staging_folder).is_dir(), p.staging_folder
