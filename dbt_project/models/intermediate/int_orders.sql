@@ -7,53 +7,18 @@
     )
 }}
 -- Ticketing orders across providers, one row per (provider, order_id), every status.
--- The one place that says what an order's status is and whether it counts as revenue: the marts
--- and the reverse sync both read `status` and `counts_as_revenue` from here.
+-- Each provider maps its orders to the unified shape in its own staging folder
+-- (stg_<provider>__conformed_orders); this model unions the providers listed in dbt_project.yml
+-- (vars.ticketing_providers) and is the one place that says what an order's status is and whether
+-- it counts as revenue: the marts and the reverse sync both read `status` and `counts_as_revenue`
+-- from here.
 -- Incremental on order_date (= the raw partition day): a windowed run recomputes [min_date, max_date).
-with tickettailor as (
-    select
-        'tickettailor' as provider,
-        order_id,
-        event_id,
-        event_name,
-        order_status,
-        currency,
-        total_cents as gross_cents,
-        refund_amount_cents as refunded_cents,
-        tax_cents,
-        created_at,
-        order_date,
-        referral_tag as campaign_tag_raw,
-        campaign_tag,
-        buyer_email_hash,
-        source_partition
-    from {{ ref('stg_tickettailor__orders') }}
-),
-
-sympla as (
-    select
-        'sympla' as provider,
-        order_id,
-        event_id,
-        cast(null as varchar) as event_name,
-        order_status,
-        currency,
-        order_total_sale_price_cents as gross_cents,
-        cast(0 as bigint) as refunded_cents,
-        cast(null as bigint) as tax_cents,
-        created_at,
-        order_date,
-        utm_campaign as campaign_tag_raw,
-        campaign_tag,
-        buyer_email_hash,
-        source_partition
-    from {{ ref('stg_sympla__orders') }}
-),
-
-unioned as (
-    select * from tickettailor
-    union all
-    select * from sympla
+with unioned as (
+    {{ union_providers('orders', [
+        'provider', 'order_id', 'event_id', 'event_name', 'order_status', 'currency',
+        'gross_cents', 'refunded_cents', 'tax_cents', 'created_at', 'order_date',
+        'campaign_tag_raw', 'campaign_tag', 'buyer_email_hash', 'source_partition',
+    ]) }}
 ),
 
 -- One status vocabulary for every provider: completed | pending | cancelled | refunded (anything

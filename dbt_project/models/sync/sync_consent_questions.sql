@@ -1,40 +1,10 @@
 -- Every checkout question label seen, per provider, and whether it is taken as the consent
 -- question (macros/consent.sql): what an operator reviews before pinning MARQUEE_CONSENT_LABEL.
--- Labels only, with counts: no answer and no person.
-with tickettailor_orders as (
-    select buyer_custom_questions
-    from {{ source('raw', 'tickettailor_orders') }}
-    {{ latest_by_key(['id']) }}
-),
-
-sympla_participants as (
-    select custom_form
-    from {{ source('raw', 'sympla_participants') }}
-    {{ latest_by_key(['id']) }}
-),
-
-tickettailor as (
-    select
-        'tickettailor' as provider,
-        cast(null as varchar) as question_id,
-        q.question as question_label,
-        q.answer as answer
-    from (select unnest(buyer_custom_questions) as q from tickettailor_orders)
-),
-
-sympla as (
-    select
-        'sympla' as provider,
-        cast(q.id as varchar) as question_id,
-        q.name as question_label,
-        q.value as answer
-    from (select unnest(custom_form) as q from sympla_participants)
-),
-
-questions as (
-    select * from tickettailor
-    union all
-    select * from sympla
+-- Labels only, with counts: no answer and no person. Each provider lists the questions asked and
+-- their answers in its own staging folder (stg_<provider>__conformed_question_answers); this model
+-- unions the providers listed in dbt_project.yml (vars.ticketing_providers).
+with questions as (
+    {{ union_providers('question_answers', ['provider', 'question_id', 'question_label', 'answer']) }}
 )
 
 select

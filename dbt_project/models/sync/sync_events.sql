@@ -1,5 +1,5 @@
--- Events as the reverse sync sends them to Cymbal: every event of an events snapshot, both
--- providers, start and end in UTC. Ids are namespaced by provider (`tickettailor:ev_1`,
+-- Events as the reverse sync sends them to Cymbal: every event of an events snapshot, every
+-- ticketing provider (int_events), start and end in UTC. Ids are namespaced by provider (`tickettailor:ev_1`,
 -- `sympla:123`) so the two ticketing systems can never collide in a destination.
 select
     provider || ':' || event_id as event_key,

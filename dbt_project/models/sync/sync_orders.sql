@@ -1,27 +1,24 @@
 -- Orders as the reverse sync sends them to Cymbal and Cordial: one row per (provider, order_id),
 -- every status. Status, revenue and money come from int_orders (the one definition the marts use
--- too); the buyer's contact details from the provider's buyers model. Amounts are exact minor units;
--- `currency_exponent` says how to show them in major units (Ticket Tailor's own base_multiplier
--- when it is a power of ten, else the ISO-4217 table).
+-- too); the buyer's contact details from the providers' conformed buyers models
+-- (stg_<provider>__conformed_buyers). Amounts are exact minor units; `currency_exponent` says how
+-- to show them in major units (the provider's own, when its conformed orders state one, e.g.
+-- Ticket Tailor's base_multiplier when it is a power of ten; else the ISO-4217 table).
 --
 -- `sync_problem` names why a row must not be synced (negative money, a currency code that is not
 -- ISO-4217); the sync skips those rows and the WARN check on this column counts them.
 with buyers as (
-    select 'tickettailor' as provider, * from {{ ref('stg_tickettailor__buyers') }}
-    union all by name
-    select 'sympla' as provider, * from {{ ref('stg_sympla__buyers') }}
+    {{ union_providers('buyers', [
+        'provider', 'order_id', 'email', 'phone', 'first_name', 'last_name', 'postal_code',
+        'consent_answer',
+    ]) }}
 ),
 
 multipliers as (
-    select
-        'tickettailor' as provider,
-        order_id,
-        case
-            when currency_base_multiplier > 0
-                and cast(power(10, round(log10(currency_base_multiplier))) as bigint) = currency_base_multiplier
-            then cast(round(log10(currency_base_multiplier)) as integer)
-        end as exponent
-    from {{ ref('stg_tickettailor__orders') }}
+    select provider, order_id, provider_currency_exponent as exponent
+    from (
+        {{ union_providers('orders', ['provider', 'order_id', 'provider_currency_exponent']) }}
+    )
 ),
 
 negative_items as (
