@@ -29,3 +29,35 @@
     {%- endfor %}
 {%- endmacro %}
 
+{#-
+  The raw assets whose partition day is an event's start day and whose file holds that event's
+  complete ticket list (Ticket Tailor `tickettailor_issued_tickets`, Sympla `sympla_participants`),
+  as a SQL list of strings for raw.landed_partitions.asset (marts/attendance.sql).
+
+  A provider says which of its raw tables that is in its own _<provider>__sources.yml, with
+  `meta: {marquee: {event_tickets: true}}` on the table; the provider is the staging folder the
+  table is declared in. Every provider in vars.ticketing_providers must declare one.
+-#}
+{% macro event_ticket_assets() -%}
+    {%- if not execute -%}
+        {{ return("null") }}
+    {%- endif -%}
+    {%- set providers = var('ticketing_providers') -%}
+    {%- set ns = namespace(assets=[], missing=[]) -%}
+    {%- for provider in providers -%}
+        {%- set found = [] -%}
+        {%- for node in graph.sources.values() -%}
+            {%- if node.fqn[2] == provider and (node.meta.get('marquee') or {}).get('event_tickets') -%}
+                {%- do found.append(node.name) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if not found -%}
+            {%- set ns.missing = ns.missing + [provider] -%}
+        {%- endif -%}
+        {%- set ns.assets = ns.assets + (found | sort) -%}
+    {%- endfor -%}
+    {%- if ns.missing -%}
+        {{ exceptions.raise_compiler_error("no raw table with meta.marquee.event_tickets in models/staging/<provider>/ for ticketing provider(s) " ~ (ns.missing | join(', '))) }}
+    {%- endif -%}
+    {{ return("'" ~ (ns.assets | join("', '")) ~ "'") }}
+{%- endmacro %}

@@ -1,13 +1,14 @@
 -- One row per (provider, event_id): tickets issued, checked in, no-shows and the attendance rate.
--- Issued: Ticket Tailor tickets with status `valid`; Sympla participants of approved orders.
+-- Issued: int_tickets.counts_as_issued, as each provider's conformed tickets say (Ticket Tailor
+-- tickets with status `valid`; Sympla participants of approved orders).
 -- Checked in counts only issued tickets, so it can never exceed tickets_issued.
 --
 -- Only events whose tickets have been loaded are reported: an event's complete ticket list lands
--- under its start day (UTC) in its provider's per-event entity (tickettailor_issued_tickets,
--- sympla_participants), and a loaded day always leaves a file, empty when it had no tickets. So an
--- event whose start-day partition is in raw.landed_partitions is reported (zeros mean "no
--- tickets"); an event whose day was never loaded, or whose start is unknown, has no row rather than
--- misleading zeros. Ticket Tailor tickets embedded in orders (landed by order day) still count
+-- under its start day (UTC) in its provider's per-event entity (the raw table the provider marks
+-- `meta.marquee.event_tickets`: tickettailor_issued_tickets, sympla_participants), and a loaded day
+-- always leaves a file, empty when it had no tickets. So an event whose start-day partition is in
+-- raw.landed_partitions is reported (zeros mean "no tickets"); an event whose day was never loaded,
+-- or whose start is unknown, has no row rather than misleading zeros. Ticket Tailor tickets embedded in orders (landed by order day) still count
 -- towards a reported event, but never make an event reported on their own.
 with tickets as (
     select
@@ -24,7 +25,7 @@ with tickets as (
 ticket_days_loaded as (
     select distinct provider, partition_date
     from {{ source('raw', 'landed_partitions') }}
-    where asset in ('tickettailor_issued_tickets', 'sympla_participants')
+    where asset in ({{ event_ticket_assets() }})
 ),
 
 events as (
