@@ -245,7 +245,9 @@ def _make_handler(providers: dict[str, Provider], ctx: SandboxContext,
             if faults.hit("slow", key):
                 time.sleep(faults.param("slow"))
             if faults.hit("429", key):
-                retry_after = max(1, int(faults.param("429")))
+                # Whole seconds, as servers send them; `429:rate:0` is "Retry-After: 0" (retry at
+                # once, valid HTTP), which tests use when the wait itself is not what they check.
+                retry_after = max(0, int(faults.param("429")))
                 self._send(json_response({"status": 429, "message": "Too Many Requests"}, 429,
                                          {"Retry-After": str(retry_after)}))
                 return
