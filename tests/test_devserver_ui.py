@@ -22,7 +22,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow
 
 ASSETS_QUERY = """
 {
@@ -78,71 +77,6 @@ def _wait_for_assets(port: int, proc: subprocess.Popen, deadline: float) -> list
             last_error = repr(exc)
         time.sleep(1)
     pytest.fail(f"the Dagster UI did not answer in time ({last_error})")
-
-
-def test_marquee_dev_serves_the_graph_with_data_schedules_and_checks(tmp_path):
-    port = _free_port()
-    dev_dir = tmp_path / "dev"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MARQUEE_"))}
-    env.update({"MARQUEE_DEV_DIR": str(dev_dir), "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"})
-    log = (tmp_path / "dev.log").open("w+")
-    # Two days (yesterday and today) are enough to prove data reaches the UI and keeps the test short.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli.dev", "--port", str(port), "--days", "2"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        nodes = _wait_for_assets(port, proc, time.monotonic() + 150)
-        by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-
-        # raw and mart assets are in the graph, in their groups
-        assert by_key["tickettailor_orders"]["groupName"] == "tickettailor"
-        assert by_key["sympla_participants"]["groupName"] == "sympla"
-        marts = [n for n in nodes if n["groupName"] == "marts"]
-        assert {n["assetKey"]["path"][-1] for n in marts} >= {"attendance", "revenue", "campaign_attribution"}
-        # the dbt models sit in the DuckDB pool; landing does not
-        assert all("duckdb" in (n["pools"] or []) for n in marts)
-        assert "duckdb" not in (by_key["tickettailor_orders"]["pools"] or [])
-
-        # the pre-load materialized raw and mart assets, and the raw one reported rows
-        orders = by_key["tickettailor_orders"]["assetMaterializations"]
-        assert orders, "no materialization of tickettailor_orders reached the UI"
-        rows = {e["label"]: e.get("intValue") for e in orders[0]["metadataEntries"]}
-        assert rows.get("dagster/row_count", 0) > 0
-        assert all(n["assetMaterializations"] for n in marts), "a mart was never built"
-
-        # asset checks: the anomaly check on orders, and the landing checks
-        checks = {c["name"] for c in by_key["tickettailor_orders"]["assetChecksOrError"]["checks"]}
-        assert "row_count_anomaly" in checks and len(checks) >= 2
-
-        # schedules and sensors, with the documented default states
-        (repo,) = _graphql(port, SCHEDULES_QUERY)["repositoriesOrError"]["nodes"]
-        schedules = {s["name"]: s for s in repo["schedules"]}
-        assert schedules["raw_orders_daily"]["scheduleState"]["status"] == "RUNNING"
-        assert schedules["raw_orders_daily"]["cronSchedule"] == "0 1 * * *"
-        assert schedules["cymbio_returns_daily"]["scheduleState"]["status"] == "STOPPED"
-        sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
-        assert sensors["marts_after_raw"] == "RUNNING"
-        assert sensors["reverse_sync_after_marts"] == "STOPPED"
-
-        # the instance dagster dev runs on caps the duckdb pool
-        config = yaml.safe_load((dev_dir / "dagster_home" / "dagster.yaml").read_text())
-        assert config["concurrency"]["pools"]["default_limit"] == 1
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # what a terminal Ctrl-C does
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-        log.seek(0)
-        output = log.read()
-        log.close()
-    assert code == 0, output[-3000:]
-    # nothing of the tree survives: the UI port is free again
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_dev_environment_points_at_the_sandbox_and_never_at_the_real_lake(tmp_path):
@@ -217,8 +151,62 @@ def _stop_and_check(proc: subprocess.Popen, signum: int, dev_dir: Path, log: Pat
     assert not [p for p in dev_dir.rglob("*") if ".inprogress" in p.name]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_marquee_dev_stops_within_10s_while_serving(tmp_path, signum):
+@pytest.mark.pipeline
+def test_marquee_dev_serves_the_graph_with_data_schedules_and_checks_then_stops_on_sigint(tmp_path):
+    """Started as a newcomer starts it (from a shell that ignores SIGINT in background jobs, the hard
+    case), it serves the UI with data; then one SIGINT brings the whole tree down within 10 s."""
+    port = _free_port()
+    # Two days (yesterday and today) are enough to prove data reaches the UI and keeps the test short.
+    proc, dev_dir = _dev(tmp_path, port, "--days", "2")
+    try:
+        nodes = _wait_for_assets(port, proc, time.monotonic() + 150)
+        by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+
+        # raw and mart assets are in the graph, in their groups
+        assert by_key["tickettailor_orders"]["groupName"] == "tickettailor"
+        assert by_key["sympla_participants"]["groupName"] == "sympla"
+        marts = [n for n in nodes if n["groupName"] == "marts"]
+        assert {n["assetKey"]["path"][-1] for n in marts} >= {"attendance", "revenue", "campaign_attribution"}
+        # the dbt models sit in the DuckDB pool; landing does not
+        assert all("duckdb" in (n["pools"] or []) for n in marts)
+        assert "duckdb" not in (by_key["tickettailor_orders"]["pools"] or [])
+
+        # the pre-load materialized raw and mart assets, and the raw one reported rows
+        orders = by_key["tickettailor_orders"]["assetMaterializations"]
+        assert orders, "no materialization of tickettailor_orders reached the UI"
+        rows = {e["label"]: e.get("intValue") for e in orders[0]["metadataEntries"]}
+        assert rows.get("dagster/row_count", 0) > 0
+        assert all(n["assetMaterializations"] for n in marts), "a mart was never built"
+
+        # asset checks: the anomaly check on orders, and the landing checks
+        checks = {c["name"] for c in by_key["tickettailor_orders"]["assetChecksOrError"]["checks"]}
+        assert "row_count_anomaly" in checks and len(checks) >= 2
+
+        # schedules and sensors, with the documented default states
+        (repo,) = _graphql(port, SCHEDULES_QUERY)["repositoriesOrError"]["nodes"]
+        schedules = {s["name"]: s for s in repo["schedules"]}
+        assert schedules["raw_orders_daily"]["scheduleState"]["status"] == "RUNNING"
+        assert schedules["raw_orders_daily"]["cronSchedule"] == "0 1 * * *"
+        assert schedules["cymbio_returns_daily"]["scheduleState"]["status"] == "STOPPED"
+        sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+        assert sensors["marts_after_raw"] == "RUNNING"
+        assert sensors["reverse_sync_after_marts"] == "STOPPED"
+
+        # the instance dagster dev runs on caps the duckdb pool
+        config = yaml.safe_load((dev_dir / "dagster_home" / "dagster.yaml").read_text())
+        assert config["concurrency"]["pools"]["default_limit"] == 1
+
+        # Ctrl-C: within 10 s nothing of the tree survives, the UI port is free, no run or slot is left.
+        _stop_and_check(proc, signal.SIGINT, dev_dir, tmp_path / "dev.log", port)
+        assert proc.returncode == 0, (tmp_path / "dev.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.pipeline
+def test_marquee_dev_stops_within_10s_of_sigterm_while_serving(tmp_path):
+    signum = signal.SIGTERM
     port = _free_port()
     proc, dev_dir = _dev(tmp_path, port, "--no-load")
     try:
@@ -240,6 +228,7 @@ def test_marquee_dev_stops_within_10s_while_serving(tmp_path, signum):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.pipeline
 def test_marquee_dev_stops_within_10s_of_sigterm_during_the_preload(tmp_path):
     import dagster as dg
 
