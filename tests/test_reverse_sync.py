@@ -38,6 +38,8 @@ from sandbox.sympla import MARKETING_QUESTION as SY_LABEL
 from sandbox.tickettailor import MARKETING_QUESTION as TT_LABEL
 from sandbox.tickettailor import NEGATED_MARKETING_QUESTION
 
+pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
+
 TODAY = datetime.now(UTC).date()
 # Three days ago: every sandbox answer is then older than a day (see the deleted-log test).
 ANCHOR = TODAY - timedelta(days=3)
@@ -52,15 +54,17 @@ PII_KEY = "reverse-sync-test-key"
 DBT = Path(sys.executable).with_name("dbt")
 
 
-def build_models(data_dir: Path) -> None:
+def build_models(data_dir: Path, command: str = "build") -> None:
     """What the dbt asset does, for the sync's models: raw views, `dbt build` of the sync models and
-    their ancestors, export to the lake. The PII key reaches dbt's sessions through its plugin."""
+    their ancestors, export to the lake. The PII key reaches dbt's sessions through its plugin.
+    `command="run"` rebuilds the models without their data tests (the template's build ran them;
+    tests/test_dbt_sync.py is where they are exercised) and without reloading the seeds."""
     db = data_dir / "build" / "dbt.duckdb"
     prepare_build_database(db, data_dir / "lake")
     env = {**dbt_env(), "MARQUEE_DATA_DIR": str(data_dir), "MARQUEE_DBT_DATABASE": str(db),
            "MARQUEE_PII_HASH_KEY": PII_KEY, "DBT_TARGET_PATH": str(data_dir / "dbt_target"),
            "DBT_LOG_PATH": str(data_dir / "dbt_logs")}
-    result = subprocess.run([str(DBT), "build", "--select", "+path:models/sync", "--project-dir",
+    result = subprocess.run([str(DBT), command, "--select", "+path:models/sync", "--project-dir",
                              str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
@@ -127,7 +131,7 @@ def sandbox(world, monkeypatch):
 
 
 def rebuild() -> None:
-    build_models(Path(os.environ["MARQUEE_DATA_DIR"]))
+    build_models(Path(os.environ["MARQUEE_DATA_DIR"]), command="run")
 
 
 def run_sync(resources: dict | None = None, raise_on_error: bool = True, only: list[str] | None = None,
@@ -524,7 +528,7 @@ def test_consent_landing_after_the_order_window_is_synced_by_a_later_partition(s
     res = build_resources()
     land(res, "events", [ANCHOR], "sympla")
     land(res, "orders", [EARLY], "sympla")
-    rebuild()
+    build_models(data)  # a fresh build database: seeds and all
     first = run_partition(EARLY, [*CONTACT_ASSETS, "sync_cymbal_orders"])
     assert first.success
     assert contact_emails(sandbox) == ([], []), "no participant landed: no Sympla answer is known"
