@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup demo test lint dev clean
+.PHONY: setup demo test test-fast lint dev clean
 
 $(BIN)/marquee: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# One worker per core (pytest-xdist); tests with the `pipeline` marker (dbt, `marquee run`, whole
+# pipeline runs) are the slow half, and test-fast leaves them out.
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
+
+test-fast: setup lint
+	$(BIN)/python -m pytest -n auto -m "not pipeline"
 
 dev: setup
 	$(BIN)/marquee dev

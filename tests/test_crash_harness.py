@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "crash_harness.py"
 

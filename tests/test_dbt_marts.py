@@ -29,6 +29,8 @@ from assets.providers import entities as provider_entities
 from resources import settings
 from resources.pii import open_build_database
 
+pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
+
 DBT = Path(sys.executable).with_name("dbt")
 PII_KEY = "test-pii-key-do-not-use"
 

@@ -18,6 +18,8 @@ from assets.dbt import prepare_build_database
 from assets.dbt_project import dbt_env
 from resources import settings
 
+pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
+
 LABEL = "Marketing: keep me posted about future events by email"
 NEGATED = "Tick if you do NOT want marketing emails"
 SYMPLA_LABEL = "Aceito receber comunicações de marketing?"

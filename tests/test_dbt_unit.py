@@ -22,6 +22,8 @@ from assets.dbt import prepare_build_database
 from assets.dbt_project import dbt_env
 from resources import settings
 
+pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
+
 # What production builds add to `dbt build` so no run pays for the unit tests.
 EXCLUDE_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 

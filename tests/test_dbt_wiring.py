@@ -99,6 +99,7 @@ def test_dbt_vars_and_args():
     assert _window_from_run(DbtBuildConfig(min_date="2026-03-05"), tags)["min_date"] == "2026-03-05"
 
 
+@pytest.mark.pipeline
 def test_materialize_through_dagster(tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
     monkeypatch.setenv("MARQUEE_DATA_DIR", str(data_dir))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -20,6 +21,7 @@ def test_definitions_load():
     defs.get_repository_def().load_all_definitions()
 
 
+@pytest.mark.pipeline  # loads the whole code location, which parses the dbt project
 def test_workspace_validates():
     result = subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],

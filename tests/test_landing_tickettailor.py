@@ -217,6 +217,7 @@ def test_unconfigured_provider_is_skipped_and_others_run(sandbox: Any, monkeypat
     assert not lake.landed_days(tt.ORDERS)
 
 
+@pytest.mark.pipeline  # four Python processes, three of them Dagster runs: the suite's multi-process half
 def test_parallel_partitions_while_a_reader_holds_the_warehouse(sandbox: Any, tmp_path: Path) -> None:
     from assets.providers import entities
     from resources.warehouse import publish_catalog

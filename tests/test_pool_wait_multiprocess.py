@@ -25,6 +25,8 @@ from dagster._core.storage.dagster_run import DagsterRun
 from pipelines.instance import DUCKDB_POOL, ensure_instance_config, ensure_pool_slots
 from pipelines.reaper import owner_tags
 
+pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
+
 ROOT = Path(__file__).resolve().parent.parent
 
 JOB_FILE = textwrap.dedent('''

@@ -35,7 +35,7 @@ MODELS = "group:staging or group:intermediate or group:marts"
 PROVIDER_VARS = [var for p in PROVIDERS for var in p.resource.required]
 IN_PROGRESS = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING)
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 
 @pytest.fixture

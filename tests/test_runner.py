@@ -29,6 +29,7 @@ def data_dir(tmp_path, monkeypatch):
     return data
 
 
+@pytest.mark.pipeline
 def test_unconfigured_providers_are_named_once_each_and_the_run_succeeds(data_dir, capsys):
     lines: list[str] = []
     run_range(ANCHOR, ANCHOR, progress=lines.append)
@@ -66,6 +67,7 @@ def test_every_declared_pool_gets_its_slot_row_and_monitoring_is_on(data_dir):
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
 
 
+@pytest.mark.pipeline
 def test_revoked_key_fails_the_command_naming_the_asset_but_others_land(data_dir, monkeypatch, capsys):
     with start_sandbox(anchor=ANCHOR) as sandbox:
         for key, value in sandbox.env.items():

@@ -219,6 +219,7 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
+@pytest.mark.pipeline
 def test_concurrent_runs_take_turns_in_the_duckdb_pool_while_landing_overlaps(tmp_path):
     """Two runs, two processes, one instance configured by ensure_instance_config: the pool's
     steps never overlap, the unpooled ones do. Without the limit both writers would run at once."""
@@ -333,6 +334,7 @@ def test_marts_sensor_requests_the_window_the_raw_run_reloaded():
 # --- analysts: a reader held open through a scheduled run ----------------------------------------
 
 
+@pytest.mark.pipeline
 def test_a_reader_held_open_never_blocks_a_scheduled_run_and_is_never_blocked(tmp_path, monkeypatch):
     """An analyst's read-only connection is open before the orders tick and stays open through
     the raw run and the marts build it triggers. A second reader queries in a loop all along.
