@@ -211,9 +211,11 @@ def test_pool_wait_sleeps_and_its_deadline_names_the_holder_and_the_command_that
             assert waiter.dagster_run.status == dg.DagsterRunStatus.FAILURE
 
         # The command the message names really frees the slot (and stops the live holder).
+        signals = Path(f"/proc/{owner.pid}/status").read_text().splitlines()  # for the message below
         reap = subprocess.run([sys.executable, "-m", "pipelines.cli", "reap", "--run-id", holder], cwd=ROOT,
                               env=_env(data_dir, None), capture_output=True, text=True, timeout=120)
-        assert reap.returncode == 0, reap.stdout + reap.stderr
+        assert reap.returncode == 0, reap.stdout + reap.stderr + "\nholder's signal state: " + " ".join(
+            line for line in signals if line.startswith(("State", "SigBlk", "SigIgn", "SigCgt")))
         assert owner.wait(timeout=5) == -signal.SIGTERM
         with _instance(data_dir) as instance:
             assert instance.get_run_by_id(holder).status == dg.DagsterRunStatus.FAILURE

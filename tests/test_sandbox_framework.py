@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,6 +124,15 @@ def test_cli_rejects_a_bad_fault_spec(capsys):
     assert "unknown fault" in capsys.readouterr().err
 
 
+def _signal_state(pid: int) -> str:
+    """The blocked, ignored and caught signal masks of a process, from /proc (Linux)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    return " ".join(line.replace("\t", "") for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+
+
 def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "sandbox", "--port", "0", "--faults", "429:0.1",
@@ -146,8 +156,13 @@ def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
         base = exports["TICKETTAILOR_BASE_URL"]
         r = httpx.get(base + "/v1/events", auth=(exports["TICKETTAILOR_API_KEY"], ""), params={"limit": 1})
         assert r.status_code in (200, 429)
+        signals = _signal_state(proc.pid)  # for the message: a stop that never comes is a signal masked
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the sandbox did not stop within 15 s of SIGINT; its signal state then: {signals}")
+        assert code == 0
     finally:
         if proc.poll() is None:
             proc.kill()
