@@ -183,6 +183,12 @@ def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | N
 
 
 CATALOG_NAME = "warehouse.duckdb"
+# The storage format the analysts' catalog is written in. DuckDB writes its newest format by
+# default, and DuckDB 2.x files (storage version 69) cannot be opened by the 1.x clients most
+# analysts have (the PyPI `duckdb-cli` 1.5, DBeaver's and Metabase's drivers). The catalog holds views
+# only, which every format since 0.10 stores; v1.2.0 is the oldest whose readers the tests prove
+# can query every mart (DuckDB 1.2 Python and the 1.5 CLI, tests/test_older_clients.py).
+CATALOG_STORAGE_VERSION = "v1.2.0"
 CATALOG_DIR = "catalog"  # under the data dir: the versions the stable name points at
 _VERSION_RE = re.compile(r"^warehouse-(\d{6,})\.duckdb$")
 _CATALOG_SCHEMAS_OF_ANALYSTS = ("main",)  # where DuckDB puts what an analyst creates without a schema
@@ -343,7 +349,7 @@ def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[Entit
         number = int(_VERSION_RE.match(existing[-1].name)[1]) + 1 if existing else 1  # type: ignore[index]
         version = versions_dir / f"warehouse-{number:06d}.duckdb"
         with written_atomically(version) as tmp:
-            con = duckdb.connect(str(tmp))
+            con = duckdb.connect(str(tmp), config={"storage_compatibility_version": CATALOG_STORAGE_VERSION})
             try:
                 create_raw_views(con, lake_root)
                 create_model_views(con, lake_root)
