@@ -386,6 +386,36 @@ def table_metadata(con: duckdb.DuckDBPyConnection, schema: str, name: str, previ
     }
 
 
+def mart_figures(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> dict[str, Any]:
+    """The numbers the Dagster UI plots across materializations for the headline marts: plain
+    numeric metadata (one key per figure, so each becomes a series in the asset's Plots tab), plus
+    a per-event table for attendance. Money stays integer minor units, one key per currency."""
+    figures: dict[str, Any] = {}
+    if (schema, name) == ("marts", "revenue"):
+        for currency, orders, gross, refunded, net in con.execute(
+                "SELECT currency, sum(orders), sum(gross_cents), sum(refunded_cents), sum(net_cents) "
+                'FROM "marts"."revenue" GROUP BY currency ORDER BY currency').fetchall():
+            figures[f"orders {currency}"] = dg.MetadataValue.int(int(orders))
+            figures[f"gross_cents {currency}"] = dg.MetadataValue.int(int(gross))
+            figures[f"refunded_cents {currency}"] = dg.MetadataValue.int(int(refunded))
+            figures[f"net_cents {currency}"] = dg.MetadataValue.int(int(net))
+    elif (schema, name) == ("marts", "attendance"):
+        issued, checked_in = con.execute(
+            'SELECT coalesce(sum(tickets_issued), 0), coalesce(sum(tickets_checked_in), 0) FROM "marts"."attendance" '
+            "WHERE no_shows IS NOT NULL").fetchone()
+        figures["tickets_issued (started events)"] = dg.MetadataValue.int(int(issued))
+        figures["tickets_checked_in (started events)"] = dg.MetadataValue.int(int(checked_in))
+        if issued:
+            figures["attendance_rate (started events)"] = dg.MetadataValue.float(float(checked_in) / issued)
+        rows = con.execute(
+            "SELECT provider, event_id, tickets_issued, tickets_checked_in, attendance_rate "
+            'FROM "marts"."attendance" WHERE no_shows IS NOT NULL ORDER BY starts_at DESC LIMIT 50').fetchall()
+        table = ["| provider | event | issued | checked in | rate |", "|---|---|---|---|---|"]
+        table += [f"| {p} | {e} | {i} | {c} | {'' if r is None else f'{r:.1%}'} |" for p, e, i, c, r in rows]
+        figures["attendance by event (latest 50 started)"] = dg.MetadataValue.md("\n".join(table))
+    return figures
+
+
 def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], db_path: Path) -> Iterator[Any]:
     con = open_build_database(db_path, read_only=True)
     try:
@@ -397,7 +427,8 @@ def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], d
                     event = dg.Output(
                         value=event.value,
                         output_name=event.output_name,
-                        metadata={**event.metadata, **table_metadata(con, schema, name)},
+                        metadata={**event.metadata, **table_metadata(con, schema, name),
+                                  **mart_figures(con, schema, name)},
                         data_version=event.data_version,
                         tags=event.tags,
                     )
