@@ -38,6 +38,7 @@ from assets import providers
 from pipelines.instance import dagster_home, ensure_pool_slots
 from pipelines.pool_wait import install as install_pool_wait
 from pipelines.reaper import owner_tags, reap_dead_runs
+from pipelines.run_log import RunLog
 from resources import settings
 from resources.lake import sweep_orphaned_temp_files
 from resources.names import MAX_DATE_TAG, MIN_DATE_TAG, RANGE_END_TAG, RANGE_START_TAG, SYNC_GROUP
@@ -213,8 +214,10 @@ def _skipped_by_provider(asset_keys: set[str]) -> dict[str, list[str]]:
 
 
 def run_range(start: date, end: date, select: str | None = None,
-              progress: Callable[[str], None] = print) -> list[PhaseResult]:
+              progress: Callable[[str], None] = print, verbose: bool = False) -> list[PhaseResult]:
     """Materialize raw partitions, models and syncs for the inclusive UTC day range [start, end].
+    What the phases print (dbt's per-node lines) goes to the run's log file, and also to the
+    terminal when `verbose` (pipelines/run_log.py); `progress` gets marquee's own lines.
 
     Raises RunFailed when an asset failed (after all phases ran), RunInterrupted on SIGTERM/SIGINT."""
     if end < start:
@@ -227,11 +230,15 @@ def run_range(start: date, end: date, select: str | None = None,
         )
     phase_box = ["setup"]
     with signals_stop_the_run(phase_box) as latch:
-        return _run_range(start, end, select, progress, latch, phase_box)
+        run_log = RunLog.new(verbose)
+        try:
+            return _run_range(start, end, select, progress, latch, phase_box, run_log)
+        finally:
+            run_log.close()
 
 
 def _run_range(start: date, end: date, select: str | None, progress: Callable[[str], None],
-               latch: _SignalLatch, phase_box: list[str]) -> list[PhaseResult]:
+               latch: _SignalLatch, phase_box: list[str], run_log: RunLog) -> list[PhaseResult]:
     # Imported here, not at the top: the Definitions bind each provider's resource from the environment
     # as it is NOW (`marquee demo` points it at the sandbox just before), not when this module loaded.
     from pipelines.definitions import build_definitions
@@ -279,6 +286,8 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
         dg.define_asset_job(f"marquee_run_{phase}", selection=dg.AssetSelection.assets(*keys))
         for phase, keys, _ in plan if keys
     ]))
+    if not run_log.verbose:
+        progress(f"Run log (dbt's and Dagster's output): {run_log.path}  (-v shows it here)")
     for phase, keys, tags in plan:
         phase_box[0] = phase
         if not keys:
@@ -299,10 +308,11 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
         job = run_defs.resolve_job_def(f"marquee_run_{phase}")
         run_id = str(uuid.uuid4())  # known before the run starts, so a signal cannot lose it
         try:
-            result = job.execute_in_process(
-                instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_id=run_id,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            )
+            with run_log.capture(phase):
+                result = job.execute_in_process(
+                    instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_id=run_id,
+                    run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                )
         finally:
             _settle(instance, run_id)
         if latch.received() or _was_interrupted(result):

@@ -1,6 +1,6 @@
-"""The `marquee` command line: sandbox, demo, run, dev, reap.
+"""The `marquee` command line: sandbox, demo, run, dev, reap, sql.
 
-Each command lives in its own module of this package (`run`, `demo`, `dev`, `reap`; `marquee
+Each command lives in its own module of this package (`run`, `demo`, `dev`, `reap`, `sql`; `marquee
 sandbox` is the sandbox package's own `sandbox.cli`) and is imported when it is called, so
 `marquee --help` does not load Dagster. A command that fails to import fails loudly.
 """
@@ -37,6 +37,12 @@ def _reap(args: argparse.Namespace) -> int:
     return reap.main(args)
 
 
+def _sql(args: argparse.Namespace) -> int:
+    from pipelines.cli import sql
+
+    return sql.main(args)
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     import sandbox.cli
 
@@ -61,18 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox and show the marts")
     demo.add_argument("--days", type=int, default=7, help="how many recent days to load")
+    demo.add_argument("-v", "--verbose", action="store_true",
+                      help="also print dbt's and Dagster's output (always in the run's log file)")
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="materialize raw partitions, marts and syncs for a date range")
     run.add_argument("--start", required=True, help="first day, YYYY-MM-DD (inclusive)")
     run.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
     run.add_argument("--select", default=None, help="Dagster asset selection, e.g. 'group:tickettailor'")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="also print dbt's and Dagster's output (always in the run's log file)")
     run.set_defaults(func=_run)
 
     reap = sub.add_parser("reap", help="fail runs whose process died and free their pool slots")
     reap.add_argument("--run-id", default=None,
                       help="end this run (SIGTERM if it is alive here) and free its pool slots")
     reap.set_defaults(func=_reap)
+
+    sql = sub.add_parser("sql", help="query the warehouse read-only, or open a DuckDB shell on it")
+    from pipelines.cli import sql as sql_command  # its flags; a light module
+
+    sql_command.add_arguments(sql)
+    sql.set_defaults(func=_sql)
 
     dev = sub.add_parser("dev", help="start the sandbox and `dagster dev`, wired together")
     from pipelines.cli import dev as dev_command  # its flags; a light module (Dagster loads on use)

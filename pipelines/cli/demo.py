@@ -77,10 +77,10 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return run_demo(days=args.days)
+    return run_demo(days=args.days, verbose=args.verbose)
 
 
-def run_demo(days: int = 7) -> int:
+def run_demo(days: int = 7, verbose: bool = False) -> int:
     from pipelines.runner import RunFailed, RunInterrupted, run_range, today_utc
 
     demo_dir = Path(os.environ.get("MARQUEE_DEMO_DIR", "./data/demo")).resolve()
@@ -97,7 +97,7 @@ def run_demo(days: int = 7) -> int:
         print(f"Sandbox serving all five provider APIs at {sandbox.base_url}")
         print(f"Loading {start} .. {end} into {demo_dir}\n")
         try:
-            run_range(start, end)
+            run_range(start, end, verbose=verbose)
         except RunInterrupted as exc:
             print(f"\nmarquee demo: {exc}; the run in flight was marked failed.", file=sys.stderr)
             return exc.exit_code
@@ -111,10 +111,12 @@ def run_demo(days: int = 7) -> int:
     warehouse = settings.warehouse_path()
     print_headlines(warehouse)
     print(f"\nReverse sync: the sandbox received {pushes} push requests (Cymbal + Cordial).")
+    # `marquee sql` finds ./data/demo by itself; any other demo dir needs naming.
+    db = "" if demo_dir == Path("./data/demo").resolve() else f" --db {warehouse}"
     print(f"""
 The warehouse: {warehouse}
-  duckdb -readonly {warehouse} -c "select * from marts.revenue limit 10"
-  python -c "import duckdb; print(duckdb.connect('{warehouse}', read_only=True).sql('from marts.attendance'))"
+  .venv/bin/marquee sql{db} "select * from marts.revenue limit 10"
+  .venv/bin/marquee sql{db}            (an interactive DuckDB shell on it, read-only)
 Open the same data in the Dagster UI:
   MARQUEE_DATA_DIR={demo_dir} DAGSTER_HOME={demo_dir / 'dagster_home'} .venv/bin/marquee dev""")
     return 0

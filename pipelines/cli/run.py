@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
     start = _parse_day(args.start, "--start")
     end = _parse_day(args.end, "--end")
     try:
-        run_range(start, end, args.select)
+        run_range(start, end, args.select, verbose=args.verbose)
     except RunInterrupted as exc:
         print(f"marquee run: {exc}; the run in flight was marked failed and its pool slots freed. "
               "Rerun the same range to finish it.", file=sys.stderr)
