@@ -135,6 +135,8 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
         )
     finally:
         con.close()
+    # ... and the same figure is in the materialization, as a number Dagster plots run over run
+    assert revenue_md["net_cents GBP"] == dg.MetadataValue.int(300 + 3000 + 1200)
     # dbt's per-invocation files (manifest, run results, log) went under the data dir, not the project
     targets = [p for p in (data_dir / "build" / "dbt-target").iterdir() if p.name.endswith("-build")]
     assert len(targets) == 1 and (targets[0] / "run_results.json").exists()
