@@ -73,7 +73,8 @@ def test_revoked_key_fails_the_command_naming_the_asset_but_others_land(data_dir
         for key, value in sandbox.env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("CYMBAL_API_KEY", "revoked-key-0000")
-        code = run_main(argparse.Namespace(start=ANCHOR.isoformat(), end=ANCHOR.isoformat(), select=None))
+        code = run_main(argparse.Namespace(start=ANCHOR.isoformat(), end=ANCHOR.isoformat(), select=None,
+                                           verbose=False))
     captured = capsys.readouterr()
     assert code == 1
     failure = captured.err[captured.err.index("marquee run FAILED"):]
