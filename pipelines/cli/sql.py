@@ -26,7 +26,9 @@ CLI_NAME = "duckdb"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", nargs="?", default=None,
                         help="SQL to run; without it, an interactive DuckDB shell on the warehouse")
-    parser.add_argument("--db", default=None, help="the warehouse file (default: see `marquee sql --help`)")
+    parser.add_argument("--db", default=None,
+                        help="the warehouse file (default: $MARQUEE_DATA_DIR/warehouse.duckdb when set, else "
+                             "./data/warehouse.duckdb, else the demo's ./data/demo/warehouse.duckdb)")
 
 
 def warehouse_candidates() -> list[Path]:
