@@ -22,9 +22,11 @@ recorded as failed, its slots are freed, and no later phase starts. Exit status 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -37,9 +39,11 @@ import dagster as dg
 from assets import providers
 from pipelines.instance import dagster_home, ensure_pool_slots
 from pipelines.pool_wait import install as install_pool_wait
+from pipelines.progress import PhaseProgress, run_figures, terminal_console
 from pipelines.reaper import owner_tags, reap_dead_runs
 from pipelines.run_log import RunLog
 from resources import settings
+from resources.http.core import requests_sent_by_this_process
 from resources.lake import sweep_orphaned_temp_files
 from resources.names import MAX_DATE_TAG, MIN_DATE_TAG, RANGE_END_TAG, RANGE_START_TAG, SYNC_GROUP
 from resources.partitions import daily_partitions
@@ -307,8 +311,14 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
         t0 = time.monotonic()
         job = run_defs.resolve_job_def(f"marquee_run_{phase}")
         run_id = str(uuid.uuid4())  # known before the run starts, so a signal cannot lose it
+        requests_at_start = requests_sent_by_this_process()
+        console = None if run_log.verbose else terminal_console(sys.stdout)
+        live = contextlib.nullcontext() if console is None else PhaseProgress(
+            phase, len(keys),
+            functools.partial(run_figures, instance, run_id, requests_at_start, requests_sent_by_this_process),
+            console)
         try:
-            with run_log.capture(phase):
+            with live, run_log.capture(phase):
                 result = job.execute_in_process(
                     instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_id=run_id,
                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},

@@ -37,6 +37,15 @@ from resources.http.retry import BadReply, Retryable, RetryPolicy, parse_retry_a
 from resources.jsonbody import cut_short, tolerant_loads
 
 logger = dg.get_dagster_logger("marquee.http")
+
+# Requests this process has sent, over every client: the figure `marquee run`'s live progress line
+# shows (pipelines/progress.py). Per-core counts stay in `HttpCore.requests_sent`.
+_process_requests = [0]
+_process_requests_lock = threading.Lock()
+
+
+def requests_sent_by_this_process() -> int:
+    return _process_requests[0]
 # One line per request: a plain logger, so it is not captured into Dagster's event log (see above).
 request_logger = logging.getLogger("marquee.http.requests")
 # httpx logs every request line at INFO and httpcore every header it sends and receives at DEBUG:
@@ -288,6 +297,8 @@ class HttpCore:
             self._sleep(delay)
         with self._count_lock:
             self.requests_sent += 1
+        with _process_requests_lock:
+            _process_requests[0] += 1
         content = None
         if json is not None:
             content = orjson.dumps(json)
