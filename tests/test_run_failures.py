@@ -172,9 +172,17 @@ def test_run_sigkilled_holding_the_duckdb_slot_is_reaped_by_the_next_run(data_di
 
 # --- the pool wait ------------------------------------------------------------------------------
 
+# The child starts as from a shell: default SIGINT/SIGTERM dispositions and nothing blocked, whatever
+# the test worker's state. Twice under pytest-xdist a child here inherited a state in which
+# SIGINT/SIGTERM did nothing (not reproduced since); what is tested is the child's own handling.
+DEFAULT_SIGNALS = [sys.executable, "-c",
+                   "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                   "[signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)]; "
+                   "os.execvp(sys.argv[1], sys.argv[1:])"]
+
 
 def test_pool_wait_sleeps_and_its_deadline_names_the_holder_and_the_command_that_frees_it(data_dir):
-    owner = subprocess.Popen(["sleep", "300"])  # a live, local process: its run must never be reaped
+    owner = subprocess.Popen([*DEFAULT_SIGNALS, "sleep", "300"])  # a live, local process: its run must never be reaped
     proc = None
     try:
         with _instance(data_dir) as instance:

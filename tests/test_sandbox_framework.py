@@ -124,6 +124,15 @@ def test_cli_rejects_a_bad_fault_spec(capsys):
     assert "unknown fault" in capsys.readouterr().err
 
 
+# The child starts as from a shell: default SIGINT/SIGTERM dispositions and nothing blocked, whatever
+# the test worker's state. Twice under pytest-xdist a child here inherited a state in which
+# SIGINT/SIGTERM did nothing (not reproduced since); what is tested is the child's own handling.
+DEFAULT_SIGNALS = [sys.executable, "-c",
+                   "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                   "[signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)]; "
+                   "os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
 def _signal_state(pid: int) -> str:
     """The blocked, ignored and caught signal masks of a process, from /proc (Linux)."""
     try:
@@ -135,7 +144,7 @@ def _signal_state(pid: int) -> str:
 
 def test_cli_serves_prints_exports_and_stops_cleanly_on_ctrl_c():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "sandbox", "--port", "0", "--faults", "429:0.1",
+        [*DEFAULT_SIGNALS, sys.executable, "-m", "pipelines.cli", "sandbox", "--port", "0", "--faults", "429:0.1",
          "--rate-limit", "cordial=100/10,cymbal=100/10"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
