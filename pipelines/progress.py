@@ -11,12 +11,14 @@ the whole output. With `-v` nothing is drawn either, since dbt's lines would tea
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import dagster as dg
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -45,13 +47,14 @@ class PhaseProgress:
         self._thread: threading.Thread | None = None
         self._started = 0.0
         self._live: Live | None = None
+        self._last = Figures()
 
     def _line(self) -> Text:
-        try:
-            figures = self.poll()
-        except Exception:  # noqa: BLE001 - a busy instance must not fail the run; the line waits a tick
-            figures = Figures()
-        return render(self.phase, self.total, figures, time.monotonic() - self._started)
+        # Display only: a busy instance must not fail the run, whose own events and errors the
+        # runner reports; after a failed poll the line keeps its last figures.
+        with contextlib.suppress(Exception):
+            self._last = self.poll()
+        return render(self.phase, self.total, self._last, time.monotonic() - self._started)
 
     def _loop(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
@@ -80,8 +83,6 @@ class PhaseProgress:
 def run_figures(instance: Any, run_id: str, requests_at_start: int, requests_now: Callable[[], int]) -> Figures:
     """What a run has done so far: distinct assets materialized, their rows (a single-run backfill
     reports each partition with the whole run's count, so the largest per asset), requests sent."""
-    import dagster as dg
-
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
     rows: dict[str, int] = {}
     for record in records:
