@@ -43,6 +43,7 @@ import duckdb
 
 from assets import providers
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
+from assets.mart_charts import markdown_image, revenue_per_day_svg
 from resources import lake, settings
 from resources.files import written_atomically
 from resources.lake import crash_point
@@ -399,6 +400,10 @@ def mart_figures(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> dict
             figures[f"gross_cents {currency}"] = dg.MetadataValue.int(int(gross))
             figures[f"refunded_cents {currency}"] = dg.MetadataValue.int(int(refunded))
             figures[f"net_cents {currency}"] = dg.MetadataValue.int(int(net))
+        per_day = con.execute('SELECT currency, order_date, sum(net_cents) FROM "marts"."revenue" '
+                              "GROUP BY ALL ORDER BY ALL").fetchall()
+        figures["net revenue per day"] = dg.MetadataValue.md(
+            markdown_image(revenue_per_day_svg(per_day), "net revenue per day, one row per currency"))
     elif (schema, name) == ("marts", "attendance"):
         issued, checked_in = con.execute(
             'SELECT coalesce(sum(tickets_issued), 0), coalesce(sum(tickets_checked_in), 0) FROM "marts"."attendance" '

@@ -45,3 +45,17 @@ def test_attendance_reports_started_events_only_and_a_row_per_event() -> None:
 
 def test_other_models_report_no_figures() -> None:
     assert mart_figures(_con(), "staging", "revenue") == {}
+
+
+def test_revenue_draws_net_per_day_one_row_per_currency_as_an_inline_image() -> None:
+    import base64
+    import re
+    import xml.etree.ElementTree as ET
+
+    md = mart_figures(_con(), "marts", "revenue")["net revenue per day"].value
+    match = re.fullmatch(r"!\[[^\]]+\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", md)
+    assert match, md[:200]
+    svg = ET.fromstring(base64.b64decode(match[1]))  # well-formed SVG
+    titles = sorted(t.text for t in svg.iter("{http://www.w3.org/2000/svg}title"))
+    # a bar per currency and day (a day without sales is an empty bar), never a sum of currencies
+    assert titles == ["BRL 2026-03-01: 1,999", "BRL 2026-03-02: 0", "GBP 2026-03-01: 4,000", "GBP 2026-03-02: 250"]
