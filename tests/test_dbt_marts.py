@@ -535,10 +535,9 @@ def write_lake(
             pq.write_table(table, out / (f"{file_name}.parquet" if idx == 0 else f"{file_name}-{idx}.parquet"))
 
 
-def run_dbt(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Prepare the build database (raw views) and run the dbt CLI against it, with the PII key in
-    dbt's environment (its plugin hands it to every connection as a session variable)."""
-    prepare_build_database(db_path, data_dir / "lake")
+def dbt_cli(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """The dbt CLI against a build database, with the PII key in dbt's environment (its plugin hands
+    it to every connection as a session variable). Does not assert success: some tests expect a failure."""
     env = dbt_env()
     env.update(
         {
@@ -547,25 +546,20 @@ def run_dbt(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.Comple
             "MARQUEE_PII_HASH_KEY": PII_KEY,
             "DBT_TARGET_PATH": str(data_dir / "dbt_target"),
             "DBT_LOG_PATH": str(data_dir / "dbt_logs"),
+            "DBT_USE_COLORS": "false",
         }
     )
-    result = subprocess.run(
-        [
-            str(DBT),
-            *args,
-            "--project-dir",
-            str(settings.DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(settings.DBT_PROJECT_DIR),
-            "--threads",
-            "2",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return subprocess.run(
+        [str(DBT), *args, "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir",
+         str(settings.DBT_PROJECT_DIR), "--threads", "2"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
     )
+
+
+def run_dbt(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Prepare the build database (raw views) and run the dbt CLI against it; it must succeed."""
+    prepare_build_database(db_path, data_dir / "lake")
+    result = dbt_cli(data_dir, db_path, args)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return result
 

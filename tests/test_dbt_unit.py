@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_dbt_marts import DBT, PII_KEY
+from test_dbt_marts import dbt_cli
 
 from assets.dbt import prepare_build_database
-from assets.dbt_project import dbt_env
-from resources import settings
 
 pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
 
@@ -43,36 +41,8 @@ UNIT_TEST_IDS = {f"unit_test.marquee.{model}.{name}" for model, names in UNIT_TE
 
 
 def dbt(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run the dbt CLI against the build database, as tests/test_dbt_marts.run_dbt does, without
-    asserting success (a test below expects a failure)."""
-    env = dbt_env()
-    env.update(
-        {
-            "MARQUEE_DATA_DIR": str(data_dir),
-            "MARQUEE_DBT_DATABASE": str(db_path),
-            "MARQUEE_PII_HASH_KEY": PII_KEY,
-            "DBT_TARGET_PATH": str(data_dir / "dbt_target"),
-            "DBT_LOG_PATH": str(data_dir / "dbt_logs"),
-            "DBT_USE_COLORS": "false",
-        }
-    )
-    return subprocess.run(
-        [
-            str(DBT),
-            *args,
-            "--project-dir",
-            str(settings.DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(settings.DBT_PROJECT_DIR),
-            "--threads",
-            "2",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    """The dbt CLI against the build database, without asserting success (a test below expects a failure)."""
+    return dbt_cli(data_dir, db_path, args)
 
 
 def results(data_dir: Path) -> dict[str, str]:
