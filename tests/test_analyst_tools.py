@@ -108,7 +108,8 @@ def test_readme_analyst_commands_run_as_written_after_the_demo(demo: Path) -> No
             command = line.split("  #")[0].strip()
             if not command:
                 continue
-            result = run(["bash", "-c", command], cwd=demo)
+            # stdin closed: the interactive shell (`marquee sql` alone) reads it and ends at once
+            result = run(["bash", "-c", command], cwd=demo, stdin=subprocess.DEVNULL)
             assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
             assert "Error" not in result.stdout + result.stderr, command
 
