@@ -66,7 +66,7 @@ def convert_campaign(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def land_campaign_analytics(client: Any, days: list[date], root: Path | str | None = None,
+def land_campaign_analytics(client: CymbalResource, days: list[date], root: Path | str | None = None,
                             loaded_at: datetime | None = None, today: date | None = None,
                             log: Callable[[str], None] | None = None) -> EntityResult:
     """The counters as they are now, written under at most one day of the window (today, or the

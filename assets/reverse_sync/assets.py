@@ -50,6 +50,8 @@ from assets.reverse_sync import consent, inputs
 from assets.reverse_sync import payloads as pl
 from assets.reverse_sync.engine import Record, SyncOutcome, shown, sync_records
 from assets.reverse_sync.log import FAILED, SENT, SyncLog
+from resources.cordial import CordialResource
+from resources.cymbal import CymbalResource
 from resources.names import SYNC_GROUP as GROUP
 from resources.partitions import daily_partitions
 
@@ -143,7 +145,11 @@ def _order_rows(run: Run, log: SyncLog) -> tuple[list[dict[str, Any]], dict[str,
     return chosen, inputs.items_of([r["order_key"] for r in chosen]), skipped
 
 
-def push_events(client: Any, run: Run) -> SyncOutcome:
+# A destination's client: the reverse sync pushes to these two.
+Client = CymbalResource | CordialResource
+
+
+def push_events(client: CymbalResource, run: Run) -> SyncOutcome:
     dest = BY_ASSET["sync_cymbal_events"]
     log = SyncLog(dest.log_name)
     records, skipped = [], []
@@ -159,7 +165,7 @@ def push_events(client: Any, run: Run) -> SyncOutcome:
     return out
 
 
-def push_orders(dest: Destination, client: Any, run: Run) -> SyncOutcome:
+def push_orders(dest: Destination, client: Client, run: Run) -> SyncOutcome:
     log = SyncLog(dest.log_name)
     rows, items, skipped = _order_rows(run, log)
     records = []
@@ -191,7 +197,7 @@ def _one_by_one(post: Callable[[dict[str, Any]], Any]) -> Callable[[list[dict[st
     return send
 
 
-def push_contacts(dest: Destination, client: Any, run: Run) -> SyncOutcome:
+def push_contacts(dest: Destination, client: Client, run: Run) -> SyncOutcome:
     """Consenting buyers, with the opt-in decided per contact against this destination's log."""
     log = SyncLog(dest.log_name)
     state = log.state()
@@ -231,7 +237,7 @@ def push_contacts(dest: Destination, client: Any, run: Run) -> SyncOutcome:
     return out
 
 
-def _push(dest: Destination, client: Any, run: Run) -> SyncOutcome:
+def _push(dest: Destination, client: Client, run: Run) -> SyncOutcome:
     if dest.asset == "sync_cymbal_events":
         return push_events(client, run)
     if dest.asset.endswith("_orders"):
@@ -278,8 +284,7 @@ def failed_blocking_checks(instance: dg.DagsterInstance, model_names: Sequence[s
 
 # --- the multi-asset ------------------------------------------------------------------------------
 
-def _client(context: dg.AssetExecutionContext, provider: str) -> Any | None:
-    client = getattr(context.resources, provider)
+def _configured(context: dg.AssetExecutionContext, provider: str, client: Client) -> Client | None:
     if not client.configured():
         context.log.info(f"{provider}: skipped, not configured (set {client.credential_hint()}); nothing was sent.")
         return None
@@ -347,9 +352,9 @@ _DOCS = {
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
-    required_resource_keys={"cymbal", "cordial"},
 )
-def reverse_sync(context: dg.AssetExecutionContext, config: SyncConfig) -> Iterator[dg.MaterializeResult]:
+def reverse_sync(context: dg.AssetExecutionContext, config: SyncConfig, cymbal: CymbalResource,
+                 cordial: CordialResource) -> Iterator[dg.MaterializeResult]:
     """Push the selected sync assets; Cymbal and Cordial in parallel, each in order."""
     selected = [d for d in DESTINATIONS if dg.AssetKey(d.asset) in context.selected_asset_keys]
     blocked = failed_blocking_checks(context.instance, sorted({n for d in selected for n in d.inputs}))
@@ -361,8 +366,9 @@ def reverse_sync(context: dg.AssetExecutionContext, config: SyncConfig) -> Itera
             allow_retries=False)
     run = _run(context, config)
     chains: dict[str, list[tuple[Destination, Callable[[], SyncOutcome]]]] = {}
+    clients: dict[str, Client] = {"cymbal": cymbal, "cordial": cordial}
     for dest in selected:
-        client = _client(context, dest.provider)
+        client = _configured(context, dest.provider, clients[dest.provider])
         if client is None:
             continue
         chains.setdefault(dest.provider, []).append((dest, functools.partial(_push, dest, client, run)))
