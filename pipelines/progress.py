@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -80,19 +80,22 @@ class PhaseProgress:
             self._live.__exit__(None, None, None)
 
 
-def run_figures(instance: Any, run_id: str, requests_at_start: int, requests_now: Callable[[], int]) -> Figures:
-    """What a run has done so far: distinct assets materialized, their rows (a single-run backfill
-    reports each partition with the whole run's count, so the largest per asset), requests sent."""
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+def rows_by_asset(materializations: Iterable[dg.AssetMaterialization]) -> dict[str, int]:
+    """Rows per asset (`dagster/row_count`, 0 when not reported). A single-run backfill reports one
+    materialization per partition, each with the whole run's count: keep the largest, never add."""
     rows: dict[str, int] = {}
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is None:
-            continue
+    for materialization in materializations:
         value = (materialization.metadata or {}).get("dagster/row_count")
-        count = int(value.value) if value is not None else 0
         key = materialization.asset_key.to_user_string()
-        rows[key] = max(rows.get(key, 0), count)
+        rows[key] = max(rows.get(key, 0), int(value.value) if value is not None else 0)
+    return rows
+
+
+def run_figures(instance: Any, run_id: str, requests_at_start: int, requests_now: Callable[[], int]) -> Figures:
+    """What a run has done so far: distinct assets materialized, their rows, requests sent."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    rows = rows_by_asset(r.event_log_entry.asset_materialization for r in records
+                         if r.event_log_entry.asset_materialization is not None)
     return Figures(assets_done=len(rows), rows=sum(rows.values()),
                    requests=requests_now() - requests_at_start)
 

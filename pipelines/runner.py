@@ -39,7 +39,7 @@ import dagster as dg
 from assets import providers
 from pipelines.instance import dagster_home, ensure_pool_slots
 from pipelines.pool_wait import install as install_pool_wait
-from pipelines.progress import PhaseProgress, run_figures, terminal_console
+from pipelines.progress import PhaseProgress, rows_by_asset, run_figures, terminal_console
 from pipelines.reaper import owner_tags, reap_dead_runs
 from pipelines.run_log import RunLog
 from resources import settings
@@ -179,12 +179,6 @@ def _was_interrupted(result) -> bool:
         if error is not None and error.cls_name in _INTERRUPT_ERRORS:
             return True
     return False
-
-
-def _row_count(event) -> int:
-    meta = event.materialization.metadata or {}
-    value = meta.get("dagster/row_count")
-    return int(value.value) if value is not None else -1
 
 
 def _step_failures(result) -> list[str]:
@@ -329,12 +323,8 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
             progress(f"[{phase}] STOPPED by a signal; the run was marked failed")
             raise RunInterrupted(phase, latch.signum or signal.SIGTERM)
         phase_result = PhaseResult(phase, seconds=time.monotonic() - t0)
-        for event in result.get_asset_materialization_events():
-            key = event.asset_key.to_user_string()
-            rows = _row_count(event)
-            # A single-run backfill reports one event per partition, each carrying the whole
-            # run's row count: keep one, do not add them up.
-            phase_result.materialized[key] = max(phase_result.materialized.get(key, 0), rows)
+        phase_result.materialized.update(
+            rows_by_asset(e.materialization for e in result.get_asset_materialization_events()))
         for key, rows in sorted(phase_result.materialized.items()):
             progress(f"  {key}: {rows} rows")
         # Raw and sync assets belong to a provider; a model that did not build is in the failures.

@@ -36,9 +36,9 @@ def lake_dir(data: Path | None = None) -> Path:
     return (data if data is not None else data_dir()) / "lake"
 
 
-def warehouse_path() -> Path:
-    """The analysts' DuckDB file."""
-    return data_dir() / "warehouse.duckdb"
+def warehouse_path(data: Path | None = None) -> Path:
+    """The analysts' DuckDB file in a data directory (default: this process's)."""
+    return (data if data is not None else data_dir()) / "warehouse.duckdb"
 
 
 def start_date() -> date:

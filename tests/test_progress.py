@@ -74,3 +74,15 @@ def test_the_request_counter_counts_each_request_the_server_received() -> None:
         events = [e for page in res.iter_events() for e in page]
         sent = requests_sent_by_this_process() - before
         assert events and sent == sb.ctx.request_counts["tickettailor"] and sent > 1
+
+
+def test_a_single_run_backfill_counts_an_assets_rows_once_not_per_partition() -> None:
+    from pipelines.progress import rows_by_asset
+
+    def mat(key: str, rows: int | None) -> dg.AssetMaterialization:
+        meta = {} if rows is None else {"dagster/row_count": dg.MetadataValue.int(rows)}
+        return dg.AssetMaterialization(asset_key=key, metadata=meta)
+
+    # three partitions of one run, each carrying the run's whole count; an asset that reports none
+    got = rows_by_asset([mat("orders", 451), mat("orders", 451), mat("orders", 451), mat("events", None)])
+    assert got == {"orders": 451, "events": 0}

@@ -76,6 +76,14 @@ def print_headlines(warehouse: Path, out=sys.stdout) -> None:
         con.close()
 
 
+DEFAULT_DEMO_DIR = "./data/demo"
+
+
+def demo_dir() -> Path:
+    """Where the demo keeps its data (`MARQUEE_DEMO_DIR`, default ./data/demo), apart from a real lake."""
+    return Path(os.environ.get("MARQUEE_DEMO_DIR", DEFAULT_DEMO_DIR)).expanduser().resolve()
+
+
 def main(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, verbose=args.verbose)
 
@@ -83,9 +91,9 @@ def main(args: argparse.Namespace) -> int:
 def run_demo(days: int = 7, verbose: bool = False) -> int:
     from pipelines.runner import RunFailed, RunInterrupted, run_range, today_utc
 
-    demo_dir = Path(os.environ.get("MARQUEE_DEMO_DIR", "./data/demo")).resolve()
-    os.environ["MARQUEE_DATA_DIR"] = str(demo_dir)
-    os.environ["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
+    data = demo_dir()
+    os.environ["MARQUEE_DATA_DIR"] = str(data)
+    os.environ["DAGSTER_HOME"] = str(data / "dagster_home")
     end = today_utc()
     start = end - timedelta(days=days - 1)
     os.environ["MARQUEE_START_DATE"] = (end - timedelta(days=60)).isoformat()
@@ -95,7 +103,7 @@ def run_demo(days: int = 7, verbose: bool = False) -> int:
     with start_sandbox(anchor=end) as sandbox:
         os.environ.update(sandbox.env)
         print(f"Sandbox serving all five provider APIs at {sandbox.base_url}")
-        print(f"Loading {start} .. {end} into {demo_dir}\n")
+        print(f"Loading {start} .. {end} into {data}\n")
         try:
             run_range(start, end, verbose=verbose)
         except RunInterrupted as exc:
@@ -112,11 +120,11 @@ def run_demo(days: int = 7, verbose: bool = False) -> int:
     print_headlines(warehouse)
     print(f"\nReverse sync: the sandbox received {pushes} push requests (Cymbal + Cordial).")
     # `marquee sql` finds ./data/demo by itself; any other demo dir needs naming.
-    db = "" if demo_dir == Path("./data/demo").resolve() else f" --db {warehouse}"
+    db = "" if data == Path(DEFAULT_DEMO_DIR).resolve() else f" --db {warehouse}"
     print(f"""
 The warehouse: {warehouse}
   .venv/bin/marquee sql{db} "select * from marts.revenue limit 10"
   .venv/bin/marquee sql{db}            (an interactive DuckDB shell on it, read-only)
 Open the same data in the Dagster UI:
-  MARQUEE_DATA_DIR={demo_dir} DAGSTER_HOME={demo_dir / 'dagster_home'} .venv/bin/marquee dev""")
+  MARQUEE_DATA_DIR={data} DAGSTER_HOME={data / 'dagster_home'} .venv/bin/marquee dev""")
     return 0

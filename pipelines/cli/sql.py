@@ -20,6 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipelines.cli.demo import demo_dir
+from resources import settings
+
 CLI_NAME = "duckdb"
 
 
@@ -32,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def warehouse_candidates() -> list[Path]:
-    """Where `marquee sql` looks for the warehouse, in order."""
+    """Where `marquee sql` looks for the warehouse, in order: the data dir's (MARQUEE_DATA_DIR, or
+    ./data), then, when no data dir is set, the demo's."""
     if os.environ.get("MARQUEE_DATA_DIR"):
-        return [Path(os.environ["MARQUEE_DATA_DIR"]).expanduser() / "warehouse.duckdb"]
-    demo = Path(os.environ.get("MARQUEE_DEMO_DIR", "./data/demo")).expanduser()
-    return [Path("data") / "warehouse.duckdb", demo / "warehouse.duckdb"]
+        return [settings.warehouse_path()]
+    return [settings.warehouse_path(), settings.warehouse_path(demo_dir())]
 
 
 def duckdb_cli() -> Path | None:
