@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from assets import providers
-from pipelines.instance import dagster_home, ensure_pool_slots
+from pipelines.instance import dagster_home, ensure_pool_slots, sqlite_storage_kept_open
 from pipelines.pool_wait import install as install_pool_wait
 from pipelines.progress import PhaseProgress, rows_by_asset, run_figures, terminal_console
 from pipelines.reaper import owner_tags, reap_dead_runs
@@ -312,7 +312,7 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
             functools.partial(run_figures, instance, run_id, requests_at_start, requests_sent_by_this_process),
             console)
         try:
-            with live, run_log.capture(phase):
+            with live, run_log.capture(phase), sqlite_storage_kept_open():
                 result = job.execute_in_process(
                     instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_id=run_id,
                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
