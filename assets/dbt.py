@@ -23,7 +23,9 @@ writers never overlap.
 """
 
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -40,6 +42,7 @@ from typing import Any
 import dagster as dg
 import dagster_dbt as dg_dbt
 import duckdb
+from packaging import version as packaging_version
 
 from assets import providers
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
@@ -442,8 +445,19 @@ def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], d
         con.close()
 
 
+class OfflineDbtCliResource(dg_dbt.DbtCliResource):
+    """dagster-dbt's resource, minus one network call: it learns the dbt version by running
+    `dbt --version`, which asks PyPI for the latest release (2-5 s online, a hang offline, and traffic
+    the demo must never make) once per run. Our executable is always this environment's `dbt`, so
+    its version is the installed dbt-core's."""
+
+    @functools.cached_property
+    def _cli_version(self) -> packaging_version.Version:
+        return packaging_version.parse(importlib.metadata.version("dbt-core"))
+
+
 def dbt_resource() -> dg_dbt.DbtCliResource:
-    return dg_dbt.DbtCliResource(
+    return OfflineDbtCliResource(
         project_dir=dbt_project,
         profiles_dir=os.fspath(settings.DBT_PROJECT_DIR),
         # The venv's dbt, found without relying on PATH (`dagster dev` may not have it).

@@ -167,3 +167,16 @@ def test_only_the_newest_dbt_invocation_directories_are_kept(tmp_path, monkeypat
     left = {p.name for p in base.iterdir()}
     # the newest KEEP - 1 old ones and the new one; the oldest went first
     assert left == {fresh.name, *(f"old-{i:02d}" for i in range(6, KEEP_DBT_TARGETS + 5))}
+
+
+def test_the_dbt_resource_learns_its_version_without_running_dbt(monkeypatch):
+    # dagster-dbt runs `dbt --version`, which asks PyPI for the newest release: never from here.
+    import importlib.metadata
+
+    import dagster_dbt.core.resource as dagster_dbt_resource
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dbt was run to learn its version: {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_subprocess)
+    assert str(dbt_resource()._cli_version) == importlib.metadata.version("dbt-core")
