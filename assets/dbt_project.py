@@ -50,15 +50,8 @@ def _newest_source_mtime(project_dir: Path) -> float:
     return newest
 
 
-# dbt's parse state, kept beside the manifest: dagster-dbt copies it into every invocation's target
-# directory, so a build whose --vars match the parse (a full refresh; no window) skips dbt's full
-# re-parse (~4 s of every such build). dbt checks it against the files itself and re-parses on change.
-PARTIAL_PARSE = "partial_parse.msgpack"
-
-
 def _manifest_is_fresh(manifest: Path, project_dir: Path) -> bool:
-    newest = _newest_source_mtime(project_dir)
-    return all(p.exists() and p.stat().st_mtime >= newest for p in (manifest, manifest.with_name(PARTIAL_PARSE)))
+    return manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir)
 
 
 def ensure_manifest(project_dir: Path = settings.DBT_PROJECT_DIR) -> Path:
@@ -87,8 +80,6 @@ def ensure_manifest(project_dir: Path = settings.DBT_PROJECT_DIR) -> Path:
                     "dbt could not parse dbt_project/ (fix the model named below, then reload):\n"
                     + result.stdout[-4000:] + result.stderr[-4000:]
                 )
-            if (private / PARTIAL_PARSE).exists():
-                os.replace(private / PARTIAL_PARSE, target / PARTIAL_PARSE)
             os.replace(private / "manifest.json", manifest)
         finally:
             shutil.rmtree(private, ignore_errors=True)
