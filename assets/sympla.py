@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.landing.checks import entity_checks
 from assets.landing.convert import (
@@ -31,8 +32,17 @@ from assets.landing.convert import (
     utc_day,
 )
 from assets.landing.lander import EntityLander, EntityResult, merge_results
-from assets.landing.materialize import column_schema, kinds, materialize_result, provider_configured, window_days
+from assets.landing.materialize import (
+    Figures,
+    column_schema,
+    described,
+    kinds,
+    materialize_result,
+    provider_configured,
+    window_days,
+)
 from assets.landing.snapshot import land_snapshot
+from resources.currencies import to_minor_units
 from resources.entity import EntitySpec
 from resources.http import is_safe_path_segment
 from resources.lake import utc_now
@@ -341,13 +351,50 @@ def land_participants(client: SymplaResource, days: list[date], root: Path | str
         return lander.commit()
 
 
+# --- figures the UI plots ------------------------------------------------------------------------
+
+# Sympla sells in reais only and its orders carry no currency (staging says 'BRL' too).
+CURRENCY = "BRL"
+# The status rule of the models (macro sympla_order_status, intermediate/int_orders.sql), which
+# compare upper(trim(status)) with DuckDB's trim (spaces only): an approved order counts as revenue,
+# and a refund is a status, never an amount. Mirrored so the figures equal marts.revenue's days.
+APPROVED = pa.array(["A", "APPROVED"])
+REFUNDED = pa.array(["R", "REFUNDED"])
+
+
+def order_figures(orders: pa.Table) -> dict[str, dg.MetadataValue]:
+    """The orders figures (see ORDER_FIGURES) of landed Sympla order rows."""
+    status = pc.utf8_upper(pc.utf8_trim(orders["order_status"], " "))
+    approved = orders.filter(pc.is_in(status, value_set=APPROVED))
+    # Summed as exact decimals, then scaled once by the currency table's exponent: never a float.
+    gross = pc.sum(approved["order_total_sale_price"], min_count=0).as_py()
+    return {
+        "orders": dg.MetadataValue.int(approved.num_rows),
+        "refunds": dg.MetadataValue.int(int(pc.sum(pc.is_in(status, value_set=REFUNDED), min_count=0).as_py())),
+        f"gross_cents {CURRENCY}": dg.MetadataValue.int(to_minor_units(gross, CURRENCY)),
+    }
+
+
+ORDER_FIGURES = Figures(
+    columns=("order_status", "order_total_sale_price"),
+    compute=order_figures,
+    description="Figures plotted per partition, each over the orders created on that UTC day (a run over "
+                "several days puts each day's on its own partition): `orders`, how many are approved (the "
+                "revenue rule of marts.revenue; pending, cancelled and refunded orders are in the row count "
+                "only); `gross_cents BRL`, the sum of their order_total_sale_price in centavos, converted "
+                "exactly; `refunds`, how many have the status refunded (refunds per day, by the day the order "
+                "was created, not the day of the refund). Sympla reports a refund as a status, never an "
+                "amount, so there is no refunded_cents (marts.revenue carries 0).",
+)
+
+
 # --- assets ---------------------------------------------------------------------------------------
 
 
 def _asset(spec: EntitySpec, fn: Callable[..., EntityResult], what: str, single_run: bool,
-           doc: str) -> dg.AssetsDefinition:
+           doc: str, figures: Figures | None = None) -> dg.AssetsDefinition:
     @dg.asset(
-        name=spec.name, description=doc, group_name=NAME, kinds=kinds(NAME),
+        name=spec.name, description=described(doc, figures), group_name=NAME, kinds=kinds(NAME),
         partitions_def=daily_partitions, output_required=False,
         backfill_policy=dg.BackfillPolicy.single_run() if single_run else None,
         metadata={"dagster/column_schema": column_schema(spec), "primary_key": ", ".join(spec.primary_key)},
@@ -360,7 +407,7 @@ def _asset(spec: EntitySpec, fn: Callable[..., EntityResult], what: str, single_
         extra = {"log": context.log.info} if spec.snapshot else {}
         result = fn(sympla, window_days(context), **extra)
         warehouse.publish(ENTITIES)
-        yield materialize_result(result)
+        yield materialize_result(result, figures=figures, context=context)
 
     return _landing_asset
 
@@ -375,7 +422,8 @@ sympla_events = _asset(EVENTS, land_events, "events", True,
                        "written by this run.")
 sympla_orders = _asset(ORDERS, land_orders, "orders", True,
                        "Sympla orders of every status (status=true) created on each day of the window, UTC "
-                       "(timezone=UTC), fetched per event over spans of up to 31 days. Money is decimal reais as sent.")
+                       "(timezone=UTC), fetched per event over spans of up to 31 days. Money is decimal reais as sent.",
+                       ORDER_FIGURES)
 sympla_participants = _asset(PARTICIPANTS, land_participants, "participants", True,
                              "Sympla participants of approved and cancelled orders (cancelled_filter=include) of "
                              "the events starting in the window, under the event's start day (UTC).")

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.landing.checks import entity_checks
 from assets.landing.convert import (
@@ -28,10 +29,12 @@ from assets.landing.convert import (
 )
 from assets.landing.lander import EntityLander, EntityResult, merge_results
 from assets.landing.materialize import (
+    Figures,
     asset_spec,
     column_schema,
     kinds,
     materialize_result,
+    minor_units_by_currency,
     provider_configured,
     window_days,
 )
@@ -318,6 +321,40 @@ def _children(page: list[Any], key: str) -> list[tuple[Any, dict[str, Any]]]:
             for child in order[key]]
 
 
+# --- figures the UI plots ------------------------------------------------------------------------
+
+# The revenue rule of marts.revenue (dbt_project/models/intermediate/int_orders.sql): an order counts
+# when its status, lower-cased, is `completed`; pending and cancelled orders do not, so a cancelled
+# order's refund is not a refund of revenue either. The figures follow it so that, for the same
+# days, they equal what marts.revenue reports.
+REVENUE_STATUS = "completed"
+
+
+def order_figures(orders: pa.Table) -> dict[str, dg.MetadataValue]:
+    """The orders figures (see ORDER_FIGURES) of landed Ticket Tailor order rows."""
+    revenue = orders.filter(pc.equal(pc.utf8_lower(orders["status"]), REVENUE_STATUS))
+    refunded = pc.greater(pc.fill_null(revenue["refund_amount"], 0), 0)
+    return {
+        "orders": dg.MetadataValue.int(revenue.num_rows),
+        "refunds": dg.MetadataValue.int(int(pc.sum(refunded, min_count=0).as_py())),
+        **minor_units_by_currency(revenue, "total", "currency", "gross_cents"),
+        **minor_units_by_currency(revenue, "refund_amount", "currency", "refunded_cents"),
+    }
+
+
+ORDER_FIGURES = Figures(
+    columns=("status", "currency", "total", "refund_amount"),
+    compute=order_figures,
+    description="Figures plotted per partition, each over the orders created on that UTC day (a run over "
+                "several days puts each day's on its own partition), counting only orders with status "
+                "`completed`, the revenue rule of marts.revenue (pending and cancelled orders are in the row "
+                "count only): `orders`, how many; `gross_cents <CUR>`, the sum of their `total` per currency "
+                "(ISO code, minor units, never added across currencies); `refunded_cents <CUR>`, the sum of "
+                "their `refund_amount`; `refunds`, how many of them have a refund amount above zero (refunds "
+                "per day, by the day the order was created, not the day of the refund).",
+)
+
+
 # --- landing (plain functions: the assets, the crash tests and the benchmark call these) ----------
 
 
@@ -387,11 +424,12 @@ def land_issued_tickets(client: TicketTailorResource, days: list[date], root: Pa
 # --- assets ---------------------------------------------------------------------------------------
 
 _ORDER_SPECS = (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)
+_FIGURES = {ORDERS.name: ORDER_FIGURES}
 
 
 @dg.multi_asset(
     name="tickettailor_orders_landing",
-    specs=[asset_spec(s) for s in _ORDER_SPECS],
+    specs=[asset_spec(s, figures=_FIGURES.get(s.name)) for s in _ORDER_SPECS],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
@@ -399,13 +437,15 @@ _ORDER_SPECS = (ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS)
 def tickettailor_orders_assets(context: dg.AssetExecutionContext, tickettailor: TicketTailorResource,
         warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Ticket Tailor orders created on each day of the window (UTC), with their line items and issued
-    tickets as their own entities. One API pass feeds all three, so they materialize together."""
+    tickets as their own entities. One API pass feeds all three, so they materialize together.
+    The orders also report the figures of `ORDER_FIGURES` (orders, gross and refunded cents per
+    currency, refunds) for the UI's Plots tab."""
     if not provider_configured(context, tickettailor, "orders"):
         return
     results = land_orders(tickettailor, window_days(context))
     warehouse.publish(ENTITIES)
     for spec in _ORDER_SPECS:
-        yield materialize_result(results[spec.name])
+        yield materialize_result(results[spec.name], figures=_FIGURES.get(spec.name), context=context)
 
 
 @dg.asset(

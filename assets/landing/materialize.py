@@ -1,14 +1,19 @@
 """What a landing asset tells Dagster: kinds, its window's days, the "not configured" line, and the
-materialization metadata (row count, column schema, a preview, quarantine, snapshot plan)."""
+materialization metadata (row count, column schema, a preview, quarantine, snapshot plan, and the
+figures a provider declares for an entity: numbers the UI plots over partitions and runs)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dagster import AssetExecutionContext
 
 from assets.landing.lander import EntityResult
@@ -60,8 +65,6 @@ def preview_markdown(spec: EntitySpec, paths: Sequence[Path], limit: int = 5, ma
             break
         if not Path(path).exists():
             continue
-        import pyarrow.parquet as pq
-
         pf = pq.ParquetFile(path)
         for i in range(pf.num_row_groups):
             rows += pf.read_row_group(i, columns=cols).slice(0, limit - len(rows)).to_pylist()
@@ -80,8 +83,60 @@ def preview_markdown(spec: EntitySpec, paths: Sequence[Path], limit: int = 5, ma
     return "\n".join(lines)
 
 
-def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None) -> dg.MaterializeResult:
+# --- figures: numbers the UI plots over partitions and runs -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Numbers of what a run landed, one plain numeric metadata key per figure, so each becomes a
+    series in the asset's *Plots* tab. The provider's asset module declares them (it knows what its
+    columns mean); the framework computes them per day from the files the run committed, reading
+    only `columns` (never `_raw`: figures carry no PII), and attaches each day's to its partition."""
+
+    columns: tuple[str, ...]
+    compute: Callable[[pa.Table], dict[str, dg.MetadataValue]]
+    description: str  # what each key means, appended to the asset's description
+
+
+def read_landed(spec: EntitySpec, paths: Sequence[Path], columns: Sequence[str]) -> pa.Table:
+    """The rows of the committed partition files `paths`, only `columns`."""
+    tables = [pq.read_table(path, columns=list(columns)) for path in paths]
+    return pa.concat_tables(tables) if tables else spec.schema.empty_table().select(list(columns))
+
+
+def figures_by_day(result: EntityResult, figures: Figures) -> dict[date, dict[str, dg.MetadataValue]]:
+    """`figures` of each day the run committed (a day without rows too: its counts are 0)."""
+    table = read_landed(result.spec, result.paths, [*figures.columns, "_partition"])
+    return {day: figures.compute(table.filter(pc.equal(table["_partition"], pa.scalar(day, pa.date32()))))
+            for day in sorted(result.rows)}
+
+
+def minor_units_by_currency(table: pa.Table, amount: str, currency: str, label: str) -> dict[str, dg.MetadataValue]:
+    """`{label} {CUR}`: the sum of the integer minor-unit column `amount` per upper-case currency code,
+    a null amount counting 0. One key per currency: amounts in different currencies are never added."""
+    if table.num_rows == 0:
+        return {}
+    keyed = pa.table({"currency": pc.utf8_upper(table[currency]), "amount": table[amount]})
+    sums = (keyed.group_by("currency").aggregate([("amount", "sum", pc.ScalarAggregateOptions(min_count=0))])
+            .sort_by("currency"))
+    return {f"{label} {code if code is not None else '(no currency)'}": dg.MetadataValue.int(int(total))
+            for code, total in zip(sums["currency"].to_pylist(), sums["amount_sum"].to_pylist(), strict=True)}
+
+
+def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None, *,
+                       figures: Figures | None = None,
+                       context: AssetExecutionContext | None = None) -> dg.MaterializeResult:
+    """The materialization of one landed entity. With `figures` (and the asset's `context`), each
+    day's figures go on that day's partition: Dagster gives every partition of a single-run
+    backfill the result's own metadata, so window totals would be plotted once per day (the daily
+    orders run covers 8 days). Dagster writes the events when the result is yielded, so this is
+    called right before."""
     spec = result.spec
+    if figures is not None:
+        if context is None:
+            raise ValueError(f"{spec.name}: figures are attached per partition, which needs the asset's context")
+        for day, values in figures_by_day(result, figures).items():
+            context.add_asset_metadata(values, asset_key=spec.name, partition_key=day.isoformat())
     meta: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(result.row_count),
         "dagster/column_schema": column_schema(spec),
@@ -103,10 +158,15 @@ def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None
     return dg.MaterializeResult(asset_key=spec.name, metadata=meta)
 
 
-def asset_spec(spec: EntitySpec, deps: Sequence[str] = ()) -> dg.AssetSpec:
+def described(doc: str, figures: Figures | None) -> str:
+    """An asset's description, with what its figures mean when it has any."""
+    return f"{doc}\n\n{figures.description}" if figures is not None else doc
+
+
+def asset_spec(spec: EntitySpec, deps: Sequence[str] = (), figures: Figures | None = None) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=spec.name,
-        description=spec.description,
+        description=described(spec.description, figures),
         group_name=spec.provider,
         kinds=kinds(spec.provider),
         skippable=True,
