@@ -22,12 +22,14 @@ lint: setup
 	$(BIN)/ruff check .
 
 # One worker per core (pytest-xdist); tests with the `pipeline` marker (dbt, `marquee run`, whole
-# pipeline runs) are the slow half, and test-fast leaves them out.
+# pipeline runs) are the slow half, and test-fast leaves them out. `loadgroup` keeps a module marked
+# xdist_group on one worker, so its costly module fixture (a week loaded, the demo) is built once;
+# tests/conftest.py starts the slow tests first.
 test: setup lint
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 test-fast: setup lint
-	$(BIN)/python -m pytest -n auto -m "not pipeline"
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not pipeline"
 
 dev: setup
 	$(BIN)/marquee dev

@@ -29,7 +29,8 @@ from assets.providers import entities as provider_entities
 from resources import settings
 from resources.pii import open_build_database
 
-pytestmark = pytest.mark.pipeline  # runs dbt or the pipeline: left out of `make test-fast`
+# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
+pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_dbt_marts")]
 
 DBT = Path(sys.executable).with_name("dbt")
 PII_KEY = "test-pii-key-do-not-use"
