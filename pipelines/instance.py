@@ -131,7 +131,7 @@ def dagster_home() -> Path:
 
 # Why hand-written: Dagster's SQLite event log opens, commits and closes a new connection for every
 # event (NullPool), and the close of the last connection to a WAL database checkpoints it: a copy
-# and an fsync per event, ~60% of the storage time of a run's ~1,200 events (measured in
+# and an fsync per event, ~40% of the time each of a run's ~1,200 event writes took (measured in
 # benchmarks/README.md). A second connection that stays open for the duration of a run, and only
 # reads, turns each close into a plain close; SQLite's own auto-checkpoint (every 1,000 WAL pages)
 # still runs, and the last checkpoint happens once, when the run ends. Durability and crash safety
