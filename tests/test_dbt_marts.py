@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,13 +24,12 @@ import pytest
 from assets.dbt import export_models, prepare_build_database
 from assets.dbt_project import dbt_env
 from assets.providers import entities as provider_entities
-from resources import settings
 from resources.pii import open_build_database
+from tests.dbt_inprocess import DbtResult, dbt
 
-# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
-pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_dbt_marts")]
+# runs dbt or the pipeline: left out of `make test-fast`
+pytestmark = pytest.mark.pipeline
 
-DBT = Path(sys.executable).with_name("dbt")
 PII_KEY = "test-pii-key-do-not-use"
 
 
@@ -536,9 +533,10 @@ def write_lake(
             pq.write_table(table, out / (f"{file_name}.parquet" if idx == 0 else f"{file_name}-{idx}.parquet"))
 
 
-def dbt_cli(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """The dbt CLI against a build database, with the PII key in dbt's environment (its plugin hands
-    it to every connection as a session variable). Does not assert success: some tests expect a failure."""
+def dbt_cli(data_dir: Path, db_path: Path, args: list[str]) -> DbtResult:
+    """dbt (in this process: tests/dbt_inprocess.py) against a build database, with the PII key in dbt's
+    environment (its plugin hands it to every connection as a session variable). Does not assert
+    success: some tests expect a failure."""
     env = dbt_env()
     env.update(
         {
@@ -550,14 +548,10 @@ def dbt_cli(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.Comple
             "DBT_USE_COLORS": "false",
         }
     )
-    return subprocess.run(
-        [str(DBT), *args, "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir",
-         str(settings.DBT_PROJECT_DIR), "--threads", "2"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+    return dbt([*args, "--threads", "2"], env)
 
 
-def run_dbt(data_dir: Path, db_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+def run_dbt(data_dir: Path, db_path: Path, args: list[str]) -> DbtResult:
     """Prepare the build database (raw views) and run the dbt CLI against it; it must succeed."""
     prepare_build_database(db_path, data_dir / "lake")
     result = dbt_cli(data_dir, db_path, args)

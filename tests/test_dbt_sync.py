@@ -5,21 +5,20 @@ every expected value below is worked out from the story in `_rows`, not read fro
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from test_dbt_marts import DBT, PII_KEY, keyed_connection, write_lake
+from test_dbt_marts import PII_KEY, keyed_connection, write_lake
 
 from assets.dbt import prepare_build_database
 from assets.dbt_project import dbt_env
-from resources import settings
+from tests.dbt_inprocess import dbt
 
-# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
-pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_dbt_sync")]
+# runs dbt or the pipeline: left out of `make test-fast`
+pytestmark = pytest.mark.pipeline
 
 LABEL = "Marketing: keep me posted about future events by email"
 NEGATED = "Tick if you do NOT want marketing emails"
@@ -114,9 +113,7 @@ def build(data_dir: Path, consent_label: str | None) -> duckdb.DuckDBPyConnectio
     env.pop("MARQUEE_CONSENT_LABEL", None)
     if consent_label is not None:
         env["MARQUEE_CONSENT_LABEL"] = consent_label
-    result = subprocess.run([str(DBT), "build", "--select", "+path:models/sync", "--project-dir",
-                             str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = dbt(["build", "--select", "+path:models/sync"], env)
     assert result.returncode == 0, result.stdout[-4000:]
     return keyed_connection(db)
 

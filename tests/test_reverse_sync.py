@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,15 +29,15 @@ from assets.dbt_project import dbt_env
 from assets.reverse_sync.assets import SYNC_ASSETS, SYNC_CHECKS, blocking_check_keys
 from assets.reverse_sync.consent import contact_key
 from assets.reverse_sync.log import FAILED, SENT, SyncLog
-from resources import settings
 from resources.http import ProviderResource
 from sandbox import start_sandbox
 from sandbox.sympla import MARKETING_QUESTION as SY_LABEL
 from sandbox.tickettailor import MARKETING_QUESTION as TT_LABEL
 from sandbox.tickettailor import NEGATED_MARKETING_QUESTION
+from tests.dbt_inprocess import dbt
 
-# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
-pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_reverse_sync")]
+# runs dbt or the pipeline: left out of `make test-fast`
+pytestmark = pytest.mark.pipeline
 
 TODAY = datetime.now(UTC).date()
 # Three days ago: every sandbox answer is then older than a day (see the deleted-log test).
@@ -52,7 +50,6 @@ RANGE_TAGS = {"dagster/asset_partition_range_start": START.isoformat(),
 YES = {"yes", "sim", "true", "1"}
 LABELS = {TT_LABEL.casefold(), SY_LABEL.casefold()}
 PII_KEY = "reverse-sync-test-key"
-DBT = Path(sys.executable).with_name("dbt")
 
 
 def build_models(data_dir: Path, command: str = "build") -> None:
@@ -65,9 +62,7 @@ def build_models(data_dir: Path, command: str = "build") -> None:
     env = {**dbt_env(), "MARQUEE_DATA_DIR": str(data_dir), "MARQUEE_DBT_DATABASE": str(db),
            "MARQUEE_PII_HASH_KEY": PII_KEY, "DBT_TARGET_PATH": str(data_dir / "dbt_target"),
            "DBT_LOG_PATH": str(data_dir / "dbt_logs")}
-    result = subprocess.run([str(DBT), command, "--select", "+path:models/sync", "--project-dir",
-                             str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR)],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = dbt([command, "--select", "+path:models/sync"], env)
     assert result.returncode == 0, result.stdout[-4000:]
     saved = os.environ.get("MARQUEE_PII_HASH_KEY")
     os.environ["MARQUEE_PII_HASH_KEY"] = PII_KEY
