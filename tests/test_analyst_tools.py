@@ -41,9 +41,6 @@ def test_marquee_sql_without_a_warehouse_says_what_to_do(tmp_path: Path) -> None
     assert result.returncode == 2 and "nope.duckdb" in result.stderr
 
 
-# Every test of the demo fixture runs on one worker, so the demo runs once (see tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("test_analyst_tools")
-
 DEMO_OUTPUT = "demo-output.txt"
 
 
