@@ -261,6 +261,21 @@ def test_the_reaper_frees_a_dead_local_run_and_never_touches_another_machines(tm
         assert not [s for s in storage.get_concurrency_info(CYMBIO_RETURNS_POOL).claimed_slots if s.run_id]
 
 
+def test_a_run_of_another_machine_with_our_hostname_and_no_machine_id_is_not_judged_dead():
+    """Two containers with one hostname on two machines share a PostgreSQL instance: without a machine
+    id, the other's boot id must not read as "this host rebooted"."""
+    from pipelines.reaper import judge
+
+    me = owner_tags()
+    if not me[PROCESS_TAG].startswith("linux:"):
+        pytest.skip("process identities with machine and boot ids are Linux-only")
+    parts = me[PROCESS_TAG].split(":")
+    parts[1], parts[2] = "", "boot-of-another-machine"
+    assert not judge({**me, PROCESS_TAG: ":".join(parts)}).dead
+    parts[1] = me[PROCESS_TAG].split(":")[1]  # the same machine id: then it is this host, rebooted
+    assert judge({**me, PROCESS_TAG: ":".join(parts)}).dead == bool(parts[1])
+
+
 # --- one real run --------------------------------------------------------------------------------
 
 ANCHOR = date(2026, 3, 15)
