@@ -218,7 +218,8 @@ def ensure_instance_config(home: Path | str | None = None) -> Path:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(
             "# Written by marquee (pipelines/instance.py). Keys under concurrency.pools and freshness\n"
-            "# are enforced on every run; anything else you add here is kept.\n"
+            "# are enforced on every run; with MARQUEE_PG_URL or DAGSTER_PG_* set, storage and\n"
+            "# concurrency.runs too (variable names only, never a value). Anything else you add is kept.\n"
             + yaml.safe_dump(wanted, sort_keys=True)
         )
         os.replace(tmp, path)
