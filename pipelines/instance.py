@@ -147,9 +147,9 @@ def run_queue(names: tuple[str, ...] | None = None) -> dict[str, Any]:
     Dagster 1.13 takes the run queue's limits here, next to `pools` (it rejects them under
     `run_coordinator: config:` once `concurrency:` is set); the QueuedRunCoordinator applies them.
     `max_concurrent_runs` is one run per provider plus one DuckDB writer: more runs at once could only
-    wait, for a provider's turn here or for the `duckdb` pool. A run whose steps would all wait on a
-    full pool stays queued rather than holding a run slot (or a pod): that is Dagster's own behaviour
-    under `pools: granularity: op`.
+    wait, for a provider's turn here or for the `duckdb` pool. Under `pools: granularity: op` the queue
+    also holds back runs whose steps would all wait on a full pool, beyond Dagster's small buffer
+    (`op_granularity_run_buffer`), so they do not each take a run slot (or a pod) to wait in.
     """
     names = provider_names() if names is None else names
     return {
