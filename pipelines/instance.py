@@ -15,6 +15,12 @@ Run monitoring is on (the `dagster dev` daemon runs it): runs stuck STARTING are
 slots of runs that ended without freeing them are freed after `free_slots_after_run_end_seconds`.
 It cannot tell a dead run worker of the DefaultRunLauncher from a live one; pipelines/reaper.py
 does that, from the owner tags every run records.
+
+PostgreSQL (docs/scale-out.md): when MARQUEE_PG_URL, or Dagster's documented DAGSTER_PG_* variables,
+are set, run, event-log and schedule storage move to PostgreSQL (`storage: postgres:`), and so do
+the pools' slots: the `duckdb` limit of 1 then holds across processes and machines. The file names
+the variables (`{env: ...}`), never their values, so no password is written to disk. The run queue
+comes with it: one run per provider API at a time (resources/names.py, `provider_tag`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import pool as sa_pool
 
 from resources import settings
-from resources.names import CYMBIO_RETURNS_POOL, DUCKDB_POOL
+from resources.names import CYMBIO_RETURNS_POOL, DUCKDB_POOL, PROVIDER_TAG_PREFIX, provider_tag
 
 # Every pool an asset of marquee declares; each gets `default_limit` slots.
 MARQUEE_POOLS: tuple[str, ...] = (DUCKDB_POOL, CYMBIO_RETURNS_POOL)
@@ -60,15 +66,127 @@ _REQUIRED: dict[str, Any] = {
 }
 
 
-def instance_config(existing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`existing` dagster.yaml content with marquee's required keys set (theirs win elsewhere)."""
+# --- PostgreSQL and the run queue ------------------------------------------------------------------
+
+PG_URL_ENV = "MARQUEE_PG_URL"
+# Dagster's documented names for `storage: postgres: postgres_db:` (docs: dagster.yaml, "storage");
+# Dagster's Helm chart sets DAGSTER_PG_PASSWORD from its Secret. Port and password are optional
+# (5432; trust or .pgpass authentication).
+DAGSTER_PG_ENV: dict[str, str] = {
+    "username": "DAGSTER_PG_USERNAME",
+    "password": "DAGSTER_PG_PASSWORD",
+    "hostname": "DAGSTER_PG_HOST",
+    "db_name": "DAGSTER_PG_DB",
+    "port": "DAGSTER_PG_PORT",
+}
+_DAGSTER_PG_REQUIRED = ("username", "hostname", "db_name")
+# Dagster's PostgreSQL storage is built on psycopg2 (dagster-postgres depends on it, and its retry of
+# concurrent table creation reads psycopg2's `pgcode`). SQLAlchemy 2.1 opens a plain `postgresql://`
+# URL with psycopg 3 instead, so the driver is named wherever marquee writes the scheme.
+PG_DRIVER_SCHEME = "postgresql+psycopg2"
+_STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+
+
+def postgres_storage(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The `storage:` block for PostgreSQL when the environment names one, else None (SQLite).
+
+    Only variable names go into it: Dagster reads the values when it opens the instance. A URL with a
+    scheme SQLAlchemy cannot open, or an incomplete DAGSTER_PG_* set, is an error here rather than a
+    silent fall back to SQLite; the messages name variables, never values (a URL holds a password).
+    """
+    env = os.environ if environ is None else environ
+    url = env.get(PG_URL_ENV, "").strip()
+    if url:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme != PG_DRIVER_SCHEME and not (scheme == "postgresql" and _default_pg_driver() == "psycopg2"):
+            raise ValueError(f"{PG_URL_ENV} must be a {PG_DRIVER_SCHEME}://user:password@host:port/db URL (its "
+                             f"scheme is {scheme or 'missing'!r}; Dagster's PostgreSQL storage needs the psycopg2 "
+                             "driver, and this SQLAlchemy reads a plain postgresql:// URL as another one)")
+        return {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
+    present = [key for key, var in DAGSTER_PG_ENV.items() if env.get(var, "").strip()]
+    if not present:
+        return None
+    missing = [DAGSTER_PG_ENV[key] for key in _DAGSTER_PG_REQUIRED if key not in present]
+    if missing:
+        given = ", ".join(DAGSTER_PG_ENV[key] for key in present)
+        raise ValueError(f"{given} set but {', '.join(missing)} not: set all of them (or {PG_URL_ENV}) "
+                         "for Dagster on PostgreSQL, or none for SQLite in DAGSTER_HOME")
+    db: dict[str, Any] = {key: {"env": DAGSTER_PG_ENV[key]} for key in present}
+    return {"postgres": {"postgres_db": {**db, "scheme": PG_DRIVER_SCHEME}}}
+
+
+def _default_pg_driver() -> str:
+    """The driver this SQLAlchemy uses for a plain postgresql:// URL (psycopg2 up to 2.0, psycopg from 2.1)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url("postgresql://").get_dialect().driver
+
+
+def _is_ours_storage(block: Any) -> bool:
+    """Whether a `storage:` block is one marquee generates (so marquee may change or drop it)."""
+    pg = block.get("postgres") if isinstance(block, dict) and set(block) == {"postgres"} else None
+    if not isinstance(pg, dict):
+        return False
+    if set(pg) == {"postgres_url"}:
+        return pg["postgres_url"] == {"env": PG_URL_ENV}
+    db = pg.get("postgres_db") if set(pg) == {"postgres_db"} else None
+    return isinstance(db, dict) and db.get("scheme") == PG_DRIVER_SCHEME and all(
+        key in DAGSTER_PG_ENV and value == {"env": DAGSTER_PG_ENV[key]} for key, value in db.items() if key != "scheme")
+
+
+def provider_names() -> tuple[str, ...]:
+    """Every provider in assets/providers.py (imported here, late, so the SQLite path stays light)."""
+    from assets.providers import PROVIDERS
+
+    return tuple(p.name for p in PROVIDERS)
+
+
+def run_queue(names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """`concurrency: runs:` for PostgreSQL: the run queue lets one run per provider API in at a time.
+
+    Dagster 1.13 takes the run queue's limits here, next to `pools` (it rejects them under
+    `run_coordinator: config:` once `concurrency:` is set); the QueuedRunCoordinator applies them.
+    `max_concurrent_runs` is one run per provider plus one DuckDB writer: more runs at once could only
+    wait, for a provider's turn here or for the `duckdb` pool. Under `pools: granularity: op` the queue
+    also holds back runs whose steps would all wait on a full pool, beyond Dagster's small buffer
+    (`op_granularity_run_buffer`), so they do not each take a run slot (or a pod) to wait in.
+    """
+    names = provider_names() if names is None else names
+    return {
+        "max_concurrent_runs": len(names) + 1,
+        "tag_concurrency_limits": [{"key": provider_tag(name), "limit": 1} for name in names],
+    }
+
+
+def _is_ours_run_queue(runs: Any) -> bool:
+    limits = runs.get("tag_concurrency_limits") if isinstance(runs, dict) else None
+    return bool(limits) and all(str(limit.get("key", "")).startswith(PROVIDER_TAG_PREFIX) for limit in limits)
+
+
+def instance_config(existing: dict[str, Any] | None = None,
+                    environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`existing` dagster.yaml content with marquee's required keys set (theirs win elsewhere).
+
+    With PostgreSQL in the environment, the storage block and the run queue's limits are set too,
+    unless the operator wrote their own; what marquee generated earlier follows the environment
+    (dropped when the variables are gone, so SQLite comes back exactly as before).
+    """
     config: dict[str, Any] = dict(existing or {})
+    storage = postgres_storage(environ)
+    if not any(key in config for key in _STORAGE_KEYS) or _is_ours_storage(config.get("storage")):
+        config.pop("storage", None)
+        if storage is not None:
+            config["storage"] = storage
     concurrency = dict(config.get("concurrency") or {})
     pools = dict(concurrency.get("pools") or {})
     pools.update(_REQUIRED["concurrency"]["pools"])
     concurrency["pools"] = pools
     # The legacy key is rejected by Dagster when `pools` is present.
     concurrency.pop("default_op_concurrency_limit", None)
+    if "runs" not in concurrency or _is_ours_run_queue(concurrency["runs"]):
+        concurrency.pop("runs", None)
+        if storage is not None:
+            concurrency["runs"] = run_queue()
     config["concurrency"] = concurrency
     config["freshness"] = dict(_REQUIRED["freshness"])
     config.setdefault("telemetry", dict(_REQUIRED["telemetry"]))
@@ -100,7 +218,8 @@ def ensure_instance_config(home: Path | str | None = None) -> Path:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(
             "# Written by marquee (pipelines/instance.py). Keys under concurrency.pools and freshness\n"
-            "# are enforced on every run; anything else you add here is kept.\n"
+            "# are enforced on every run; with MARQUEE_PG_URL or DAGSTER_PG_* set, storage and\n"
+            "# concurrency.runs too (variable names only, never a value). Anything else you add is kept.\n"
             + yaml.safe_dump(wanted, sort_keys=True)
         )
         os.replace(tmp, path)

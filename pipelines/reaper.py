@@ -136,6 +136,12 @@ def judge(tags: Mapping[str, str]) -> Verdict:
         if r_machine and o_machine and r_machine != o_machine:
             return Verdict(False, f"it runs on another machine that is also called {host}")
         if r_boot != o_boot:
+            if not (r_machine and o_machine):
+                # Containers often have no machine id, and then another machine that shares this
+                # hostname (a replica with a fixed hostname, on a shared PostgreSQL instance) looks
+                # exactly like this one after a reboot: not provably dead, so left alone.
+                return Verdict(False, f"it may run on another machine also called {host} (no machine id "
+                                      "tells a reboot of this one from another machine)")
             return Verdict(True, f"host {host} has rebooted since pid {pid} started it")
         if r_ns != o_ns:
             return Verdict(False, f"it runs in another pid namespace (container) on {host}")

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from assets import providers
+from assets.reverse_sync.assets import DESTINATIONS as SYNC_DESTINATIONS
 from resources import settings
 from resources.names import (
     DBT_GROUPS,
@@ -44,6 +45,7 @@ from resources.names import (
     RANGE_START_TAG,
     SYNC_GROUP,
     TRIGGERED_BY_TAG,
+    provider_tag,
 )
 
 # The half-open [min_date, max_date) window the incremental dbt models reload (see pipelines/runner.py).
@@ -82,23 +84,35 @@ SNAPSHOTS_SELECTION = _role("snapshot")
 MARTS_SELECTION = dg.AssetSelection.groups(*DBT_GROUPS)
 SYNC_SELECTION = dg.AssetSelection.groups(SYNC_GROUP)
 
+def _calls(provider_names: Iterable[str]) -> dict[str, str]:
+    """Job tags that put every run of a job in the run queue's per-provider limits (resources/names.py).
+
+    Job tags, not the schedules' run requests: they reach every run of the job, whether a schedule, a
+    sensor, a backfill or the launchpad started it."""
+    return {provider_tag(name): "true" for name in sorted(set(provider_names))}
+
+
+def _role_providers(role: str) -> list[str]:
+    return [p.name for p in providers.PROVIDERS if p.roles.get(role)]  # type: ignore[call-overload]
+
+
 raw_orders_job = dg.define_asset_job(
-    "raw_orders_job", selection=ORDERS_SELECTION,
+    "raw_orders_job", selection=ORDERS_SELECTION, tags=_calls(_role_providers("orders")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Ticketing orders by creation day (UTC); scheduled with an 8-day lookback.",
 )
 raw_attendance_job = dg.define_asset_job(
-    "raw_attendance_job", selection=ATTENDANCE_SELECTION,
+    "raw_attendance_job", selection=ATTENDANCE_SELECTION, tags=_calls(_role_providers("attendance")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Issued tickets / participants by event start day; scheduled with a 3-day lookback.",
 )
 raw_snapshots_job = dg.define_asset_job(
-    "raw_snapshots_job", selection=SNAPSHOTS_SELECTION,
+    "raw_snapshots_job", selection=SNAPSHOTS_SELECTION, tags=_calls(_role_providers("snapshot")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Daily snapshots (events, catalog variants, campaign analytics) under the day they were taken.",
 )
 cymbio_returns_job = dg.define_asset_job(
-    "cymbio_returns_job", selection=RETURNS_SELECTION,
+    "cymbio_returns_job", selection=RETURNS_SELECTION, tags=_calls(_role_providers("returns")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Cymbio returns under the day they were pulled; acknowledges them once landed.",
 )
@@ -108,7 +122,7 @@ marts_job = dg.define_asset_job(
                 "marquee/min_date tags.",
 )
 reverse_sync_job = dg.define_asset_job(
-    "reverse_sync_job", selection=SYNC_SELECTION,
+    "reverse_sync_job", selection=SYNC_SELECTION, tags=_calls(d.provider for d in SYNC_DESTINATIONS),
     op_retry_policy=TRANSIENT_RETRY,
     description="Push changed events, orders and consenting contacts to Cymbal and Cordial.",
 )

@@ -17,6 +17,18 @@ MIN_DATE_TAG = "marquee/min_date"
 MAX_DATE_TAG = "marquee/max_date"
 TRIGGERED_BY_TAG = "marquee/triggered_by"
 
+# The run queue (pipelines/instance.py): every job that calls a provider's API tags its runs with
+# `marquee/provider/<name>`, one key per provider it calls, and the QueuedRunCoordinator starts at
+# most one run per key at a time, so one API's request budget is never split between two runs
+# while runs that call other providers go on in parallel. One key per provider (not one key with
+# the provider as value) because a job may call several providers, and a run has one value per key.
+PROVIDER_TAG_PREFIX = "marquee/provider/"
+
+
+def provider_tag(provider: str) -> str:
+    """The run tag key that says a run calls `provider`'s API."""
+    return f"{PROVIDER_TAG_PREFIX}{provider}"
+
 # Pools (limit 1 each, pipelines/instance.py): every DuckDB writer (the dbt build), and the Cymbio
 # returns pull (read, merge, commit and acknowledge happen under it and the lake lock of that name).
 DUCKDB_POOL = "duckdb"
