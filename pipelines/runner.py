@@ -247,8 +247,12 @@ def _run_range(start: date, end: date, select: str | None, progress: Callable[[s
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     instance = dg.DagsterInstance.get()
-
-
+    # A run writes a few thousand events, and Dagster's PostgreSQL storage opens a new connection for
+    # each (NullPool, right for short-lived processes): a server fork and a password handshake per
+    # event. `marquee run` is one long-lived process, so it keeps a small pool, as Dagster's own
+    # webserver does with this call (no statement timeout: a run must not fail on a slow write).
+    # SQLite storage ignores it.
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=8)
     ensure_pool_slots(instance)
     # Providers whose credentials are not set, as their resources say.
     unconfigured = {p.name: p.resource for p in providers.PROVIDERS if not p.resource.from_env().configured()}
