@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox and show the marts")
     demo.add_argument("--days", type=int, default=7, help="how many recent days to load")
+    demo.add_argument("--end", default=None,
+                      help="last day to load, YYYY-MM-DD (default: today, UTC); the sandbox's data is anchored on "
+                           "it, so a demo of a given day is the same every time")
     demo.add_argument("-v", "--verbose", action="store_true",
                       help="also print dbt's and Dagster's output (always in the run's log file)")
     demo.set_defaults(func=_demo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -85,16 +85,27 @@ def demo_dir() -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    return run_demo(days=args.days, verbose=args.verbose)
+    end = None
+    if args.end:
+        try:
+            end = date.fromisoformat(args.end)
+        except ValueError:
+            print(f"marquee demo: --end {args.end!r} is not a date; use YYYY-MM-DD", file=sys.stderr)
+            return 2
+    if args.days < 1:
+        print("marquee demo: --days must be at least 1", file=sys.stderr)
+        return 2
+    return run_demo(days=args.days, verbose=args.verbose, end=end)
 
 
-def run_demo(days: int = 7, verbose: bool = False) -> int:
+def run_demo(days: int = 7, verbose: bool = False, end: date | None = None) -> int:
+    """The sandbox anchored on `end` (default today, UTC), the pipeline for the `days` up to it, the figures."""
     from pipelines.runner import RunFailed, RunInterrupted, run_range, today_utc
 
     data = demo_dir()
     os.environ["MARQUEE_DATA_DIR"] = str(data)
     os.environ["DAGSTER_HOME"] = str(data / "dagster_home")
-    end = today_utc()
+    end = end or today_utc()
     start = end - timedelta(days=days - 1)
     os.environ["MARQUEE_START_DATE"] = (end - timedelta(days=60)).isoformat()
 

@@ -1,24 +1,49 @@
-"""The analysts' first hour, on a real demo warehouse: `marquee demo` in a fresh directory, then the
-README's analyst commands as written, `marquee sql` with and without a query, and the published
-catalog opened by the older DuckDB clients analysts really have: PyPI's `duckdb-cli` 1.5 (installed
-with marquee) and Python DuckDB 1.2 in an environment of its own, each querying every mart."""
+"""`marquee demo` for a week, run once in a fresh directory as a newcomer runs it, and everything that
+can be checked on its result:
+
+- end to end: every mart row equals the ground truth the sandbox computes from its own dataset (in
+  Python, not SQL), to the cent; after the whole run no file holds the PII key or a secret;
+- the terminal: the phase lines and the figures, and no dbt node line (those go to the run's log);
+- the analysts' first hour: the README's analyst commands as written, `marquee sql` with and without
+  a query, and the published catalog opened by the older DuckDB clients analysts really have (PyPI's
+  `duckdb-cli` 1.5, installed with marquee, and Python DuckDB 1.2 in an environment of its own).
+
+One demo serves them all (the suite runs each module on one worker). The same week under faults is
+tests/test_end_to_end.py."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
 import sys
 import venv
+from datetime import date
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import duckdb
 import pytest
+
+from resources import settings
+from sandbox import truth
+from sandbox import world as sandbox_world
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 README = ROOT / "README.md"
 OLD_PYTHON_DUCKDB = "duckdb>=1.2,<1.3"
+
+# The week of tests/test_end_to_end.py: the sandbox anchored on its last day, so the data is the same
+# on every run of the suite, whatever the date.
+START = date(2026, 3, 9)
+END = date(2026, 3, 15)
+PII_KEY = "e2e-pii-key-7f3a9c0b5d"
+# Every credential the sandbox hands out (sandbox/world.py), as the demo's environment carries them.
+SECRETS = {name: getattr(sandbox_world, name) for name in (
+    "TICKETTAILOR_API_KEY", "SYMPLA_TOKEN", "CYMBAL_API_KEY", "CYMBIO_CLIENT_ID", "CYMBIO_CLIENT_SECRET",
+    "CORDIAL_API_KEY")}
 
 
 def newcomer_env() -> dict[str, str]:
@@ -28,8 +53,9 @@ def newcomer_env() -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, timeout: float = 120, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, env=newcomer_env(), capture_output=True, text=True,
+def run(args: list[str], cwd: Path, timeout: float = 120, env: dict[str, str] | None = None,
+        **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env or newcomer_env(), capture_output=True, text=True,
                           timeout=timeout, **kw)
 
 
@@ -46,15 +72,59 @@ DEMO_OUTPUT = "demo-output.txt"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory where `marquee demo --days 2` ran, as a newcomer runs it (cwd = that directory;
-    stdout a pipe, not a terminal). Its output is kept in `demo-output.txt`."""
+    """A directory where `marquee demo --end 2026-03-15` (a week) ran as a newcomer runs it (cwd = that
+    directory; stdout a pipe, not a terminal), with a PII key set as an operator would. Its output is
+    kept in `demo-output.txt`."""
     cwd = tmp_path_factory.mktemp("newcomer")
-    result = run([str(BIN / "marquee"), "demo", "--days", "2"], cwd=cwd, timeout=600)
+    result = run([str(BIN / "marquee"), "demo", "--end", END.isoformat(), "--days", str((END - START).days + 1)],
+                 cwd=cwd, timeout=600, env={**newcomer_env(), "MARQUEE_PII_HASH_KEY": PII_KEY})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"Loading {START} .. {END} into" in result.stdout
     assert (cwd / "data" / "demo" / "warehouse.duckdb").exists()
     (cwd / DEMO_OUTPUT).write_text(result.stdout)
     (cwd / ".venv").symlink_to(BIN.parent)  # the README's `.venv/bin/...` paths, as in the repository
     return cwd
+
+
+def secret_forms(value: str) -> set[bytes]:
+    """A secret as it could be written: as is, in a Basic auth header, URL-encoded, as UTF-16."""
+    texts = {value, base64.b64encode(f"{value}:".encode()).decode(), base64.b64encode(value.encode()).decode(),
+             quote(value, safe=""), quote_plus(value)}
+    return {t.encode() for t in texts} | {value.encode("utf-16-le")}
+
+
+@pytest.mark.pipeline
+def test_marts_match_ground_truth_and_no_file_holds_a_secret(demo: Path) -> None:
+    data = demo / "data" / "demo"
+    marts = truth.read_marts(data / "warehouse.duckdb")
+    assert marts["revenue"], "the sandbox week must produce revenue rows"
+    assert {r["currency"] for r in marts["revenue"]} >= {"BRL", "JPY"}
+    # The demo's sandbox: default seed, anchored on the last day loaded.
+    truth.assert_marts_match(None, sandbox_world.World(anchor=END), START, END, marts=marts)
+
+    # After a whole run (landing, dbt, exports, catalog, sync log, Dagster's own storage), no file of
+    # the data directory, nor dbt's target/ and logs/, holds the PII key or any secret, in any form.
+    wanted = {"MARQUEE_PII_HASH_KEY": secret_forms(PII_KEY)} | {n: secret_forms(v) for n, v in SECRETS.items()}
+    scanned = 0
+    for root in (data, settings.DBT_PROJECT_DIR / "target", settings.DBT_PROJECT_DIR / "logs"):
+        for path in root.rglob("*"):
+            if not path.is_file():
+                continue
+            blob = path.read_bytes()
+            scanned += 1
+            for name, forms in wanted.items():
+                assert not any(f in blob for f in forms), f"{name} found in {path}"
+    assert scanned > 100
+
+    # The sync's inputs (personal data) were exported for it, and are not in the analysts' catalog.
+    assert (data / "lake" / "models" / "sync" / "sync_contacts.parquet").exists()
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        schemas = {r[0] for r in con.execute("select distinct schema_name from duckdb_views() where not internal")
+                   .fetchall()}
+    finally:
+        con.close()
+    assert {"raw", "staging", "marts", "reference"} <= schemas and "sync" not in schemas
 
 
 DBT_NODE_LINE = re.compile(r"\b\d+ of \d+ (START|OK|PASS|ERROR|FAIL|WARN)\b")
