@@ -67,6 +67,14 @@ def test_marquee_sql_without_a_warehouse_says_what_to_do(tmp_path: Path) -> None
     assert result.returncode == 2 and "nope.duckdb" in result.stderr
 
 
+def test_marquee_demo_refuses_a_bad_end_or_days_before_starting_anything(tmp_path: Path) -> None:
+    result = run([str(BIN / "marquee"), "demo", "--end", "2026-13-01"], cwd=tmp_path)
+    assert result.returncode == 2 and "--end '2026-13-01' is not a date" in result.stderr
+    result = run([str(BIN / "marquee"), "demo", "--days", "0"], cwd=tmp_path)
+    assert result.returncode == 2 and "--days must be at least 1" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
 DEMO_OUTPUT = "demo-output.txt"
 
 
