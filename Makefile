@@ -22,15 +22,15 @@ lint: setup
 	$(BIN)/ruff check .
 
 # One worker per core (pytest-xdist); tests with the `pipeline` marker (dbt, `marquee run`, whole
-# pipeline runs) are the slow half, and test-fast leaves them out. `loadfile` keeps each module on one
-# worker, so a costly module fixture (a week loaded, the demo, a dbt build) is built once, not once per
-# worker (`loadgroup` would be finer, but pytest-xdist 3.8 cannot group under pytest 9.2: it renames a
-# node id attribute pytest no longer reads); tests/conftest.py starts the modules with slow tests first.
+# pipeline runs) are the slow half, and test-fast leaves them out. `loadgroup` keeps a module marked
+# xdist_group on one worker, so its costly module fixture (a week loaded, the demo) is built once, and
+# spreads every other test on its own; tests/conftest.py starts the slow tests first, and stops the
+# run if a pytest/xdist pair ever splits the groups again (see the pytest bound in pyproject.toml).
 test: setup lint
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 test-fast: setup lint
-	$(BIN)/python -m pytest -n auto --dist loadfile -m "not pipeline"
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not pipeline"
 
 dev: setup
 	$(BIN)/marquee dev

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,3 +61,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     leaves one core idle until it ends; started first, the short ones fill in around it (longest
     first is the classic rule for packing jobs onto machines). Within each half the order is kept."""
     items.sort(key=lambda item: item.get_closest_marker("pipeline") is None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under `--dist loadgroup`, pytest-xdist marks a grouped test by a `@group` suffix on its node id
+    on each worker; a pytest it cannot do that with splits every group, and each costly module
+    fixture is silently built on both workers (it happened: see pyproject's pytest bound). Loud."""
+    config = session.config
+    if not hasattr(config, "workerinput") or not getattr(config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in session.items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        message = (f"--dist loadgroup did not group {lost[0]} (and {len(lost) - 1} more): this pytest-xdist "
+                   "cannot group under this pytest; see the pytest bound in pyproject.toml")
+        print(message, file=sys.__stderr__, flush=True)  # a worker's error reaches the terminal only as this
+        raise pytest.UsageError(message)

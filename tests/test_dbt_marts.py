@@ -27,8 +27,8 @@ from assets.providers import entities as provider_entities
 from resources.pii import open_build_database
 from tests.dbt_inprocess import DbtResult, dbt
 
-# runs dbt or the pipeline: left out of `make test-fast`
-pytestmark = pytest.mark.pipeline
+# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
+pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_dbt_marts")]
 
 PII_KEY = "test-pii-key-do-not-use"
 

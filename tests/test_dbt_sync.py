@@ -17,8 +17,8 @@ from assets.dbt import prepare_build_database
 from assets.dbt_project import dbt_env
 from tests.dbt_inprocess import dbt
 
-# runs dbt or the pipeline: left out of `make test-fast`
-pytestmark = pytest.mark.pipeline
+# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
+pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_dbt_sync")]
 
 LABEL = "Marketing: keep me posted about future events by email"
 NEGATED = "Tick if you do NOT want marketing emails"

@@ -20,8 +20,8 @@ from test_dbt_marts import dbt_cli
 
 from assets.dbt import prepare_build_database
 
-# runs dbt or the pipeline: left out of `make test-fast`
-pytestmark = pytest.mark.pipeline
+# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
+pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_dbt_unit")]
 
 # What production builds add to `dbt build` so no run pays for the unit tests.
 EXCLUDE_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]

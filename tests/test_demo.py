@@ -75,6 +75,9 @@ def test_marquee_demo_refuses_a_bad_end_or_days_before_starting_anything(tmp_pat
     assert not (tmp_path / "data").exists()
 
 
+# Every test of the demo fixture runs on one worker, so the demo runs once (`--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("test_demo")
+
 DEMO_OUTPUT = "demo-output.txt"
 
 

@@ -36,8 +36,8 @@ from sandbox.tickettailor import MARKETING_QUESTION as TT_LABEL
 from sandbox.tickettailor import NEGATED_MARKETING_QUESTION
 from tests.dbt_inprocess import dbt
 
-# runs dbt or the pipeline: left out of `make test-fast`
-pytestmark = pytest.mark.pipeline
+# runs dbt or the pipeline: left out of `make test-fast`; its module fixture is built once, on one worker
+pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("test_reverse_sync")]
 
 TODAY = datetime.now(UTC).date()
 # Three days ago: every sandbox answer is then older than a day (see the deleted-log test).
