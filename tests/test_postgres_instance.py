@@ -8,9 +8,7 @@ alone there, and one real `marquee run` whose runs land in PostgreSQL and nothin
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from datetime import date
 from pathlib import Path
@@ -211,20 +209,10 @@ def test_every_pool_gets_exactly_one_slot_in_postgres(tmp_path, monkeypatch, clu
 def test_two_processes_take_turns_in_the_duckdb_pool_held_in_postgres(tmp_path, monkeypatch, cluster, db):
     """The SQLite test of tests/test_schedules.py, with the instance in PostgreSQL: the slot is a row
     there, so the same holds for processes on different machines."""
-    from tests.test_schedules import _PROBE, _intervals, _overlaps
+    from tests.test_schedules import _overlaps, race_two_runs
 
     home = _pg_home(tmp_path, monkeypatch, cluster, db)
-    log = tmp_path / "spans.jsonl"
-    probe = tmp_path / "probe.py"
-    probe.write_text(_PROBE)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        ensure_pool_slots(instance)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    procs = [subprocess.Popen([sys.executable, str(probe), str(log)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
-    outputs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
-    spans = _intervals(log)
+    spans = race_two_runs(home, tmp_path)
     assert len(spans["duckdb"]) == 2 and not _overlaps(spans["duckdb"]), spans
     assert _overlaps(spans["landing"]), "landing should not be serialized by the pool"
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -219,14 +219,11 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
-@pytest.mark.pipeline
-def test_concurrent_runs_take_turns_in_the_duckdb_pool_while_landing_overlaps(tmp_path):
-    """Two runs, two processes, one instance configured by ensure_instance_config: the pool's
-    steps never overlap, the unpooled ones do. Without the limit both writers would run at once."""
-    home = tmp_path / "home"
-    ensure_instance_config(home)
-    log = tmp_path / "spans.jsonl"
-    probe = tmp_path / "probe.py"
+def race_two_runs(home: Path, workdir: Path) -> dict[str, list[tuple[float, float]]]:
+    """Two processes each materialize a pooled writer and an unpooled landing step on the instance
+    in `home`; returns when each kind of step ran (the spans the probe recorded)."""
+    log = workdir / "spans.jsonl"
+    probe = workdir / "probe.py"
     probe.write_text(_PROBE)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     # Create the instance's storage (so the two racing runs do not both migrate it) and the pool's
@@ -237,7 +234,16 @@ def test_concurrent_runs_take_turns_in_the_duckdb_pool_while_landing_overlaps(tm
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    spans = _intervals(log)
+    return _intervals(log)
+
+
+@pytest.mark.pipeline
+def test_concurrent_runs_take_turns_in_the_duckdb_pool_while_landing_overlaps(tmp_path):
+    """Two runs, two processes, one instance configured by ensure_instance_config: the pool's
+    steps never overlap, the unpooled ones do. Without the limit both writers would run at once."""
+    home = tmp_path / "home"
+    ensure_instance_config(home)
+    spans = race_two_runs(home, tmp_path)
     assert len(spans["duckdb"]) == 2 and not _overlaps(spans["duckdb"]), spans
     assert _overlaps(spans["landing"]), "landing should not be serialized by the pool"
 
