@@ -483,7 +483,7 @@ def tickettailor_issued_tickets(context: dg.AssetExecutionContext, tickettailor:
         return
     result = land_issued_tickets(tickettailor, window_days(context))
     warehouse.publish(ENTITIES)
-    yield materialize_result(result)
+    yield materialize_result(result, context=context)
 
 
 ENTITIES = (EVENTS, ORDERS, ORDER_LINE_ITEMS, ORDER_ISSUED_TICKETS, ISSUED_TICKETS)

@@ -81,11 +81,14 @@ class PhaseProgress:
 
 
 def rows_by_asset(materializations: Iterable[dg.AssetMaterialization]) -> dict[str, int]:
-    """Rows per asset (`dagster/row_count`, 0 when not reported). A single-run backfill reports one
-    materialization per partition, each with the whole run's count: keep the largest, never add."""
+    """Rows per asset, 0 when not reported. A single-run backfill reports one materialization per
+    partition: a landing asset puts each day's count in `dagster/row_count` and the run's in
+    `rows_in_run` on every one of them (assets/landing/materialize.py); other assets repeat the run's
+    count in `dagster/row_count`. So: the run's count where given, else the largest; never a sum."""
     rows: dict[str, int] = {}
     for materialization in materializations:
-        value = (materialization.metadata or {}).get("dagster/row_count")
+        metadata = materialization.metadata or {}
+        value = metadata.get("rows_in_run", metadata.get("dagster/row_count"))
         key = materialization.asset_key.to_user_string()
         rows[key] = max(rows.get(key, 0), int(value.value) if value is not None else 0)
     return rows

@@ -86,3 +86,8 @@ def test_a_single_run_backfill_counts_an_assets_rows_once_not_per_partition() ->
     # three partitions of one run, each carrying the run's whole count; an asset that reports none
     got = rows_by_asset([mat("orders", 451), mat("orders", 451), mat("orders", 451), mat("events", None)])
     assert got == {"orders": 451, "events": 0}
+
+    # a landing asset: each partition its own day's count, and the run's count beside it
+    days = [dg.AssetMaterialization(asset_key="tickets", metadata={
+        "dagster/row_count": dg.MetadataValue.int(n), "rows_in_run": dg.MetadataValue.int(12)}) for n in (5, 0, 7)]
+    assert rows_by_asset(days) == {"tickets": 12}

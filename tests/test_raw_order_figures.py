@@ -36,9 +36,9 @@ def _figures(metadata: Any) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items() if k.startswith(FIGURE_PREFIXES)}
 
 
-def _land(first: date, last: date) -> dict[tuple[str, date], dict[str, Any]]:
+def _land_metadata(first: date, last: date) -> dict[tuple[str, date], dict[str, Any]]:
     """Both providers' orders for the days [first, last] in one run (a single-run backfill when the
-    window has several days, as the UI and the daily schedule launch it): the figures of every
+    window has several days, as the UI and the daily schedule launch it): the metadata of every
     materialization event, by (asset, partition day)."""
     tags = {"dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat()}
@@ -48,8 +48,14 @@ def _land(first: date, last: date) -> dict[tuple[str, date], dict[str, Any]]:
     out = {}
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
-        out[(mat.asset_key.to_user_string(), date.fromisoformat(mat.partition))] = _figures(mat.metadata)
+        out[(mat.asset_key.to_user_string(), date.fromisoformat(mat.partition))] = {
+            k: getattr(v, "value", v) for k, v in mat.metadata.items()}
     return out
+
+
+def _land(first: date, last: date) -> dict[tuple[str, date], dict[str, Any]]:
+    """The figures of every materialization event of `_land_metadata`."""
+    return {key: _figures(meta) for key, meta in _land_metadata(first, last).items()}
 
 
 def _expected(world: Any, provider: str, day: date) -> dict[str, int]:
@@ -101,6 +107,19 @@ def test_a_multi_day_run_puts_each_days_figures_on_its_own_partition(sandbox: An
         assert [figures[(asset, day)] for day in days] == per_day
         # Days that differ: a window total repeated on every partition could not pass.
         assert len({d["orders"] for d in per_day}) > 1, provider
+
+
+def test_a_multi_day_run_reports_each_days_row_count_on_its_own_partition(sandbox: Any) -> None:  # noqa: F811
+    days = [date(2026, 2, 20) + timedelta(days=i) for i in range(3)]
+    metadata = _land_metadata(days[0], days[-1])
+    for asset, provider in zip(ORDER_ASSETS, ("tickettailor", "sympla"), strict=True):
+        # Every order the sandbox created that day lands, whatever its status.
+        expected = [sum(1 for o in truth.order_facts(sandbox.world)
+                        if o.provider == provider and o.created_at.astimezone(UTC).date() == day) for day in days]
+        assert len(set(expected)) > 1, provider  # days that differ: a repeated window total could not pass
+        assert [metadata[(asset, day)]["dagster/row_count"] for day in days] == expected
+        assert {metadata[(asset, day)]["rows_in_run"] for day in days} == {sum(expected)}
+
 
 def test_the_figures_are_described_on_the_assets() -> None:
     specs = {s.key.to_user_string(): s for s in tt.tickettailor_orders_assets.specs}

@@ -126,19 +126,26 @@ def minor_units_by_currency(table: pa.Table, amount: str, currency: str, label: 
 def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None, *,
                        figures: Figures | None = None,
                        context: AssetExecutionContext | None = None) -> dg.MaterializeResult:
-    """The materialization of one landed entity. With `figures` (and the asset's `context`), each
-    day's figures go on that day's partition: Dagster gives every partition of a single-run
-    backfill the result's own metadata, so window totals would be plotted once per day (the daily
-    orders run covers 8 days). Dagster writes the events when the result is yielded, so this is
-    called right before."""
+    """The materialization of one landed entity. With the asset's `context`, what is per day goes on
+    that day's partition: each day's figures, and, when the run committed several days, each day's
+    row count. Dagster gives every partition of a single-run backfill the result's own metadata, so
+    a window total would be plotted once per day (the daily orders run covers 8 days); the total is
+    `rows_in_run`. Dagster writes the events when the result is yielded, so this is called right
+    before."""
     spec = result.spec
+    per_day: dict[date, dict[str, dg.MetadataValue]] = {}
     if figures is not None:
         if context is None:
             raise ValueError(f"{spec.name}: figures are attached per partition, which needs the asset's context")
-        for day, values in figures_by_day(result, figures).items():
-            context.add_asset_metadata(values, asset_key=spec.name, partition_key=day.isoformat())
+        per_day = figures_by_day(result, figures)
+    row_count_per_day = context is not None and len(result.rows) > 1
+    if row_count_per_day:
+        for day, rows in result.rows.items():
+            per_day.setdefault(day, {})["dagster/row_count"] = dg.MetadataValue.int(rows)
+    for day, values in per_day.items():
+        context.add_asset_metadata(values, asset_key=spec.name, partition_key=day.isoformat())  # type: ignore[union-attr]
     meta: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(result.row_count),
+        ("rows_in_run" if row_count_per_day else "dagster/row_count"): dg.MetadataValue.int(result.row_count),
         "dagster/column_schema": column_schema(spec),
         "preview": dg.MetadataValue.md(preview_markdown(spec, [p for p in result.paths])),
         "quarantined": dg.MetadataValue.int(result.quarantine_count),
