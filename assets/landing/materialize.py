@@ -142,8 +142,9 @@ def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None
     if row_count_per_day:
         for day, rows in result.rows.items():
             per_day.setdefault(day, {})["dagster/row_count"] = dg.MetadataValue.int(rows)
-    for day, values in per_day.items():
-        context.add_asset_metadata(values, asset_key=spec.name, partition_key=day.isoformat())  # type: ignore[union-attr]
+    if context is not None:
+        for day, values in per_day.items():
+            context.add_asset_metadata(values, asset_key=spec.name, partition_key=day.isoformat())
     meta: dict[str, Any] = {
         ("rows_in_run" if row_count_per_day else "dagster/row_count"): dg.MetadataValue.int(result.row_count),
         "dagster/column_schema": column_schema(spec),
