@@ -216,13 +216,22 @@ def ensure_instance_config(home: Path | str | None = None) -> Path:
     wanted = instance_config(current)
     if wanted != current:
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(
-            "# Written by marquee (pipelines/instance.py). Keys under concurrency.pools and freshness\n"
-            "# are enforced on every run; with MARQUEE_PG_URL or DAGSTER_PG_* set, storage and\n"
-            "# concurrency.runs too (variable names only, never a value). Anything else you add is kept.\n"
-            + yaml.safe_dump(wanted, sort_keys=True)
-        )
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(
+                "# Written by marquee (pipelines/instance.py). Keys under concurrency.pools and freshness\n"
+                "# are enforced on every run; with MARQUEE_PG_URL or DAGSTER_PG_* set, storage and\n"
+                "# concurrency.runs too (variable names only, never a value). Anything else you add is kept.\n"
+                + yaml.safe_dump(wanted, sort_keys=True)
+            )
+            os.replace(tmp, path)
+        except OSError as exc:
+            # A dagster.yaml mounted read-only (Dagster's Helm chart puts it in a ConfigMap): name what
+            # it lacks rather than fail on the write, or run without the pool limit it would set.
+            keys = sorted(k for k in set(wanted) | set(current) if wanted.get(k) != current.get(k))
+            raise ValueError(
+                f"{path} cannot be written ({exc.strerror or exc}) and lacks what marquee needs under "
+                f"{', '.join(keys)}:\n{yaml.safe_dump({k: wanted.get(k) for k in keys}, sort_keys=True)}"
+                "Add that to the file, or set DAGSTER_HOME to a writable directory holding a copy of it.") from None
     return path
 
 

@@ -181,6 +181,34 @@ def test_instance_config_keeps_operator_keys_and_caps_the_pool(tmp_path):
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
 
 
+def test_a_read_only_instance_config_that_lacks_the_pool_limit_is_named_not_overwritten(tmp_path, monkeypatch):
+    import errno
+
+    home = tmp_path / "home"
+    home.mkdir()
+    chart = {"run_monitoring": {"enabled": True}, "telemetry": {"enabled": False}}  # no pools, as a chart writes
+    (home / "dagster.yaml").write_text(yaml.safe_dump(chart))
+    ensure_instance_config(home)  # writable: completed in place
+    complete = (home / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(chart))
+
+    def read_only(self, *args, **kwargs):  # a ConfigMap mount: root is refused too, unlike chmod
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    with pytest.raises(ValueError) as raised:
+        ensure_instance_config(home)
+    message = str(raised.value)
+    assert str(home / "dagster.yaml") in message and "Read-only file system" in message
+    assert "concurrency" in message and "default_limit: 1" in message and "DAGSTER_HOME" in message
+    monkeypatch.undo()
+    assert yaml.safe_load((home / "dagster.yaml").read_text()) == chart  # untouched
+    # Once the file holds what marquee needs, a read-only mount is fine: nothing is written.
+    (home / "dagster.yaml").write_text(complete)
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert ensure_instance_config(home) == (home / "dagster.yaml").resolve()
+
+
 def _intervals(log: Path) -> dict[str, list[tuple[float, float]]]:
     out: dict[str, list[tuple[float, float]]] = {}
     for line in log.read_text().splitlines():
