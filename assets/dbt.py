@@ -51,7 +51,7 @@ from resources import lake, settings
 from resources.files import written_atomically
 from resources.lake import crash_point
 from resources.names import DUCKDB_POOL, MAX_DATE_TAG, MIN_DATE_TAG, MODEL_GROUPS, SEED_GROUP
-from resources.pii import PII_KEY_ENV, open_build_database
+from resources.pii import development_key_warning, open_build_database
 from resources.warehouse import create_raw_views, publish_catalog
 
 log = logging.getLogger(__name__)
@@ -302,8 +302,10 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
     db_path = dbt_database_path()
     with dbt_process_env():
         views = prepare_build_database(db_path, settings.lake_dir())
-        if not os.environ.get(PII_KEY_ENV):
-            context.log.warning(f"{PII_KEY_ENV} is not set: PII hashes use the fixed development key.")
+        # Once, in the run's Dagster log (UI and terminal); the hashing code then says nothing more.
+        development_key = development_key_warning()
+        if development_key:
+            context.log.warning(development_key)
         full_refresh = config.full_refresh
         if not full_refresh and needs_full_refresh(db_path):
             full_refresh = True

@@ -30,16 +30,24 @@ PII_KEY_VARIABLE = "marquee_pii_key"
 _warned = False
 
 
-def pii_hash_key() -> str:
-    """The key from the environment, or the labelled development key (with one warning)."""
+def development_key_warning() -> str | None:
+    """What to tell the operator when no key is set (the development key is then used), else None.
+    Whoever says it first (the dbt asset, in the run's Dagster log) says it for the whole process."""
     global _warned
+    if os.environ.get(PII_KEY_ENV, ""):
+        return None
+    _warned = True
+    return (f"{PII_KEY_ENV} is not set: hashing personal data with the fixed DEVELOPMENT key. Set it to a long "
+            "random secret in production, or hashed emails can be recomputed by anyone.")
+
+
+def pii_hash_key() -> str:
+    """The key from the environment, or the labelled development key (with one warning per process)."""
     key = os.environ.get(PII_KEY_ENV, "")
     if key:
         return key
     if not _warned:
-        _warned = True
-        log.warning("%s is not set: hashing personal data with the fixed DEVELOPMENT key. Set it to a long random "
-                    "secret in production, or hashed emails can be recomputed by anyone.", PII_KEY_ENV)
+        log.warning(development_key_warning())
     return DEV_PII_KEY
 
 
