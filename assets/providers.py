@@ -60,3 +60,8 @@ def with_role(role: str) -> Iterator[str]:
     """Asset names with this schedule role, over every provider."""
     for p in PROVIDERS:
         yield from p.roles.get(role, ())  # type: ignore[call-overload]
+
+
+def providers_with_role(role: str) -> list[str]:
+    """Names of the providers that have assets with this schedule role."""
+    return [p.name for p in PROVIDERS if p.roles.get(role)]  # type: ignore[call-overload]

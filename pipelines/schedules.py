@@ -84,6 +84,7 @@ SNAPSHOTS_SELECTION = _role("snapshot")
 MARTS_SELECTION = dg.AssetSelection.groups(*DBT_GROUPS)
 SYNC_SELECTION = dg.AssetSelection.groups(SYNC_GROUP)
 
+
 def _calls(provider_names: Iterable[str]) -> dict[str, str]:
     """Job tags that put every run of a job in the run queue's per-provider limits (resources/names.py).
 
@@ -92,27 +93,23 @@ def _calls(provider_names: Iterable[str]) -> dict[str, str]:
     return {provider_tag(name): "true" for name in sorted(set(provider_names))}
 
 
-def _role_providers(role: str) -> list[str]:
-    return [p.name for p in providers.PROVIDERS if p.roles.get(role)]  # type: ignore[call-overload]
-
-
 raw_orders_job = dg.define_asset_job(
-    "raw_orders_job", selection=ORDERS_SELECTION, tags=_calls(_role_providers("orders")),
+    "raw_orders_job", selection=ORDERS_SELECTION, tags=_calls(providers.providers_with_role("orders")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Ticketing orders by creation day (UTC); scheduled with an 8-day lookback.",
 )
 raw_attendance_job = dg.define_asset_job(
-    "raw_attendance_job", selection=ATTENDANCE_SELECTION, tags=_calls(_role_providers("attendance")),
+    "raw_attendance_job", selection=ATTENDANCE_SELECTION, tags=_calls(providers.providers_with_role("attendance")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Issued tickets / participants by event start day; scheduled with a 3-day lookback.",
 )
 raw_snapshots_job = dg.define_asset_job(
-    "raw_snapshots_job", selection=SNAPSHOTS_SELECTION, tags=_calls(_role_providers("snapshot")),
+    "raw_snapshots_job", selection=SNAPSHOTS_SELECTION, tags=_calls(providers.providers_with_role("snapshot")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Daily snapshots (events, catalog variants, campaign analytics) under the day they were taken.",
 )
 cymbio_returns_job = dg.define_asset_job(
-    "cymbio_returns_job", selection=RETURNS_SELECTION, tags=_calls(_role_providers("returns")),
+    "cymbio_returns_job", selection=RETURNS_SELECTION, tags=_calls(providers.providers_with_role("returns")),
     op_retry_policy=TRANSIENT_RETRY,
     description="Cymbio returns under the day they were pulled; acknowledges them once landed.",
 )

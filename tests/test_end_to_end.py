@@ -36,12 +36,8 @@ def _run_week(monkeypatch, tmp_path, faults: str):
     return world, truth.read_marts(data / "warehouse.duckdb")
 
 
-def check_against_truth(world, marts):
-    truth.assert_marts_match(None, world, START, END, marts=marts)
-
-
 def test_marts_match_ground_truth_under_faults(monkeypatch, tmp_path):
     # Retry-After: 0 on the 429s: the clients honour the header (test_http_core proves the wait), and
     # here a second per 429 only made the run sleep; every fault still costs its retry.
     world, marts = _run_week(monkeypatch, tmp_path, faults="429:0.05:0,5xx:0.05,reset:0.03,truncate:0.03,repeat:0.1")
-    check_against_truth(world, marts)
+    truth.assert_marts_match(None, world, START, END, marts=marts)

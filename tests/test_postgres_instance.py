@@ -23,7 +23,6 @@ from assets.providers import PROVIDERS
 from pipelines.instance import (
     DAGSTER_PG_ENV,
     DUCKDB_POOL,
-    MARQUEE_POOLS,
     PG_DRIVER_SCHEME,
     PG_URL_ENV,
     ensure_instance_config,
@@ -34,6 +33,7 @@ from pipelines.instance import (
 from pipelines.reaper import HOST_TAG, PID_TAG, PROCESS_TAG, owner_tags, process_identity, reap_dead_runs
 from resources.names import CYMBIO_RETURNS_POOL, PROVIDER_TAG_PREFIX, provider_tag
 from tests.pg import Cluster, running_cluster
+from tests.test_runner import assert_ensure_pool_slots_gives_each_pool_one_slot
 
 # One cluster per session: the module's tests stay on one xdist worker.
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -193,11 +193,7 @@ def _pg_home(tmp_path: Path, monkeypatch, cluster: Cluster, db: str) -> Path:
 def test_every_pool_gets_exactly_one_slot_in_postgres(tmp_path, monkeypatch, cluster, db):
     home = _pg_home(tmp_path, monkeypatch, cluster, db)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        ensure_pool_slots(instance)
-        ensure_pool_slots(instance)  # idempotent
-        for pool in MARQUEE_POOLS:
-            info = instance.event_log_storage.get_concurrency_info(pool)
-            assert (info.slot_count, info.limit) == (1, 1), pool
+        assert_ensure_pool_slots_gives_each_pool_one_slot(instance)
         first, second = str(uuid.uuid4()), str(uuid.uuid4())
         assert instance.event_log_storage.claim_concurrency_slot(DUCKDB_POOL, first, "dbt").is_claimed
         assert not instance.event_log_storage.claim_concurrency_slot(DUCKDB_POOL, second, "dbt").is_claimed

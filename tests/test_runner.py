@@ -48,20 +48,27 @@ def test_unconfigured_providers_are_named_once_each_and_the_run_succeeds(data_di
     con.close()
 
 
+def assert_ensure_pool_slots_gives_each_pool_one_slot(instance) -> None:
+    """ensure_pool_slots, run twice (it is idempotent), leaves every declared pool one slot, limit 1."""
+    from pipelines.instance import MARQUEE_POOLS, ensure_pool_slots
+
+    ensure_pool_slots(instance)
+    ensure_pool_slots(instance)
+    for pool in MARQUEE_POOLS:
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        assert (info.slot_count, info.limit) == (1, 1), pool
+
+
 def test_every_declared_pool_gets_its_slot_row_and_monitoring_is_on(data_dir):
     import dagster as dg
 
-    from pipelines.instance import MARQUEE_POOLS, ensure_instance_config, ensure_pool_slots
+    from pipelines.instance import MARQUEE_POOLS, ensure_instance_config
 
     assert "cymbio_returns" in MARQUEE_POOLS and "duckdb" in MARQUEE_POOLS
     home = data_dir / "dagster_home"
     ensure_instance_config(home)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        ensure_pool_slots(instance)
-        ensure_pool_slots(instance)  # idempotent
-        for pool in MARQUEE_POOLS:
-            info = instance.event_log_storage.get_concurrency_info(pool)
-            assert (info.slot_count, info.limit) == (1, 1), pool
+        assert_ensure_pool_slots_gives_each_pool_one_slot(instance)
         # Dagster's run monitoring (in the dagster dev daemon) frees the slots of ended runs.
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
