@@ -21,7 +21,7 @@ COPY dbt_project/ dbt_project/
 # Editable, so the code finds dbt_project/ next to its packages (resources/settings.py), where a
 # plain install into site-packages would lose it. The import parses the dbt project once (offline)
 # and fails the build, not the pod, when the code location cannot load.
-RUN pip install -e '.[postgres,k8s]' \
+RUN pip install -e '.[postgres,k8s,s3]' \
  && python -c "import pipelines.definitions"
 
 # Not root. dbt writes its target/ under dbt_project/; the lake, the DuckDB files and the catalog go

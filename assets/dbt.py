@@ -47,7 +47,7 @@ from packaging import version as packaging_version
 from assets import providers
 from assets.dbt_project import dbt_database_path, dbt_env, dbt_project
 from assets.mart_charts import markdown_image, revenue_per_day_svg
-from resources import lake, settings
+from resources import lake, lakefs, settings
 from resources.files import written_atomically
 from resources.lake import crash_point
 from resources.names import DUCKDB_POOL, MAX_DATE_TAG, MIN_DATE_TAG, MODEL_GROUPS, SEED_GROUP
@@ -109,7 +109,7 @@ def dbt_process_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def prepare_build_database(db_path: Path | None = None, lake_root: Path | None = None) -> list[str]:
+def prepare_build_database(db_path: Path | None = None, lake_root: Path | str | None = None) -> list[str]:
     """Create the raw views dbt reads; returns their names. The directory is the owner's alone:
     the build database holds every model, the sync's personal data included."""
     db_path = Path(db_path) if db_path is not None else dbt_database_path()
@@ -117,7 +117,7 @@ def prepare_build_database(db_path: Path | None = None, lake_root: Path | None =
     db_path.parent.chmod(0o700)
     con = duckdb.connect(str(db_path))
     try:
-        views = create_raw_views(con, lake_root if lake_root is not None else settings.lake_dir(),
+        views = create_raw_views(con, lake_root if lake_root is not None else settings.lake_location(),
                                  entities=providers.entities())
     finally:
         con.close()
@@ -179,7 +179,7 @@ def _manifest_models(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def export_models(
     db_path: Path | None = None,
-    lake_root: Path | None = None,
+    lake_root: Path | str | None = None,
     manifest: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Write every built model to `lake/models/{schema}/{name}.parquet`; returns rows per model.
@@ -188,16 +188,17 @@ def export_models(
     catalog sees either the previous export or the new one, never half a file.
     """
     db_path = Path(db_path) if db_path is not None else dbt_database_path()
-    root = Path(lake_root) if lake_root is not None else settings.lake_dir()
+    root = lake.lake_root(lake_root)
     if manifest is None:
         manifest = json.loads(Path(dbt_project.manifest_path).read_text())
     counts: dict[str, int] = {}
     con = open_build_database(db_path, read_only=True)  # staging views hash with the session's key
+    lakefs.register_duckdb(con, root)
     try:
         for schema, name in _manifest_models(manifest):
             if not _has_table(con, schema, name):
                 continue  # not built (e.g. a subset run before its first build)
-            with written_atomically(lake.model_path(schema, name, root)) as tmp:
+            with lakefs.written_atomically(lake.model_path(schema, name, root)) as tmp:
                 path_sql = "'" + str(tmp).replace("'", "''") + "'"
                 con.execute(f'COPY (SELECT * FROM "{schema}"."{name}") TO {path_sql} (FORMAT parquet)')
             row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
@@ -301,7 +302,7 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
     window = _window_from_run(config, context.run.tags)
     db_path = dbt_database_path()
     with dbt_process_env():
-        views = prepare_build_database(db_path, settings.lake_dir())
+        views = prepare_build_database(db_path, settings.lake_location())
         # Once, in the run's Dagster log (UI and terminal); the hashing code then says nothing more.
         development_key = development_key_warning()
         if development_key:
@@ -346,10 +347,10 @@ def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliReso
             raise
         if not subset:
             record_fingerprint(db_path)  # only a build of every model makes the database current
-        counts = export_models(db_path, settings.lake_dir())
+        counts = export_models(db_path, settings.lake_location())
         yield from _with_table_metadata(context, events, db_path)
     catalog = publish_catalog(entities=providers.entities())
-    context.log.info(f"exported {len(counts)} models to {settings.lake_dir() / 'models'}; catalog {catalog}")
+    context.log.info(f"exported {len(counts)} models to {lake.models_dir()}; catalog {catalog}")
 
 
 # Each dbt invocation writes its manifest, run results and log into a directory of its own: kept
@@ -429,6 +430,7 @@ def mart_figures(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> dict
 def _with_table_metadata(context: dg.AssetExecutionContext, events: list[Any], db_path: Path) -> Iterator[Any]:
     con = open_build_database(db_path, read_only=True)
     try:
+        lakefs.register_duckdb(con, settings.lake_location())
         for event in events:
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from assets import providers
 from resources.names import MART_GROUP, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
@@ -79,8 +78,9 @@ def days_to_check(tags: dict[str, str], landed: Sequence[date], today: date, inc
 
 def _landed_counts(spec) -> dict[date, int]:
     from resources.lake import landed_days, partition_path
+    from resources.lakefs import read_metadata
 
-    return {day: pq.read_metadata(partition_path(spec, day)).num_rows for day in landed_days(spec)}
+    return {day: read_metadata(partition_path(spec, day)).num_rows for day in landed_days(spec)}
 
 
 def _build_anomaly_check(spec) -> dg.AssetChecksDefinition:

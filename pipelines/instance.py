@@ -40,6 +40,7 @@ from sqlalchemy import pool as sa_pool
 
 from resources import settings
 from resources.names import CYMBIO_RETURNS_POOL, DUCKDB_POOL, PROVIDER_TAG_PREFIX, provider_tag
+from resources.pg_locks import DAGSTER_PG_ENV, DAGSTER_PG_REQUIRED, PG_URL_ENV
 
 # Every pool an asset of marquee declares; each gets `default_limit` slots.
 MARQUEE_POOLS: tuple[str, ...] = (DUCKDB_POOL, CYMBIO_RETURNS_POOL)
@@ -68,18 +69,7 @@ _REQUIRED: dict[str, Any] = {
 
 # --- PostgreSQL and the run queue ------------------------------------------------------------------
 
-PG_URL_ENV = "MARQUEE_PG_URL"
-# Dagster's documented names for `storage: postgres: postgres_db:` (docs: dagster.yaml, "storage");
-# Dagster's Helm chart sets DAGSTER_PG_PASSWORD from its Secret. Port and password are optional
-# (5432; trust or .pgpass authentication).
-DAGSTER_PG_ENV: dict[str, str] = {
-    "username": "DAGSTER_PG_USERNAME",
-    "password": "DAGSTER_PG_PASSWORD",
-    "hostname": "DAGSTER_PG_HOST",
-    "db_name": "DAGSTER_PG_DB",
-    "port": "DAGSTER_PG_PORT",
-}
-_DAGSTER_PG_REQUIRED = ("username", "hostname", "db_name")
+# The variables' names (PG_URL_ENV, DAGSTER_PG_ENV) live in resources/pg_locks.py, which reads them too.
 # Dagster's PostgreSQL storage is built on psycopg2 (dagster-postgres depends on it, and its retry of
 # concurrent table creation reads psycopg2's `pgcode`). SQLAlchemy 2.1 opens a plain `postgresql://`
 # URL with psycopg 3 instead, so the driver is named wherever marquee writes the scheme.
@@ -106,7 +96,7 @@ def postgres_storage(environ: Mapping[str, str] | None = None) -> dict[str, Any]
     present = [key for key, var in DAGSTER_PG_ENV.items() if env.get(var, "").strip()]
     if not present:
         return None
-    missing = [DAGSTER_PG_ENV[key] for key in _DAGSTER_PG_REQUIRED if key not in present]
+    missing = [DAGSTER_PG_ENV[key] for key in DAGSTER_PG_REQUIRED if key not in present]
     if missing:
         given = ", ".join(DAGSTER_PG_ENV[key] for key in present)
         raise ValueError(f"{given} set but {', '.join(missing)} not: set all of them (or {PG_URL_ENV}) "

@@ -31,17 +31,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources import seams, settings
+from resources import lakefs, pg_locks, seams, settings
 from resources.entity import QUARANTINE_SCHEMA, EntitySpec
-from resources.files import (
-    atomic_write_table,
-    ensure_dir,
-    exclusive_lock,
-    fsync_dir,
-    fsync_file,
-    sweep_temp_files,
-    temp_path_for,
-)
+from resources.files import exclusive_lock, fsync_file, sweep_temp_files
+from resources.lakefs import Location
 
 PART_FILE = "part-0.parquet"
 # A row group is written when the buffered pages reach ROW_GROUP_BYTES of Arrow data or
@@ -71,7 +64,8 @@ crash_point, pause_point = seams.crash_point, seams.pause_point
 #   {lake}/schemas/{provider}_{entity}.parquet                             each entity's typed schema
 #   {lake}/models/{schema}/{model}.parquet                                 dbt's exports
 #   {lake}/sync_log/{destination}/part-*.parquet                           the reverse sync's log
-#   {lake}/locks/{name}.lock                                               cross-process locks
+#   {lake}/locks/{name}.lock                                               cross-process locks (local lake)
+#   {lake}/catalog/warehouse.duckdb                                        the analysts' catalog (object store)
 
 RAW_AREA = "raw"
 QUARANTINE_AREA = "quarantine"
@@ -82,64 +76,90 @@ MODELS_AREA = "models"
 SYNC_LOG_AREA = "sync_log"
 
 
-def lake_root(root: Path | str | None = None) -> Path:
-    return Path(root) if root is not None else settings.lake_dir()
+# Every function takes `root`: a local directory (Path or str), an `s3://bucket/prefix` URL, or None
+# for this process's lake (`MARQUEE_LAKE_URL`, else `$MARQUEE_DATA_DIR/lake`). Paths come back as a
+# `lakefs.Location` (a Path, or an `s3://` string), which resources/lakefs.py reads and writes.
+Root = Path | str | None
 
 
-def partition_dir(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = RAW_AREA) -> Path:
-    return lake_root(root) / area / spec.provider / spec.entity / f"date={day.isoformat()}"
+def lake_root(root: Root = None) -> Location:
+    return lakefs.as_location(root) if root is not None else settings.lake_location()
 
 
-def partition_path(spec: EntitySpec, day: date, root: Path | str | None = None, area: str = RAW_AREA) -> Path:
-    return partition_dir(spec, day, root, area) / PART_FILE
+def partition_dir(spec: EntitySpec, day: date, root: Root = None, area: str = RAW_AREA) -> Location:
+    return lakefs.join(lake_root(root), area, spec.provider, spec.entity, f"date={day.isoformat()}")
 
 
-def partition_glob(root: Path | str | None = None, area: str = RAW_AREA, provider: str = "*",
+def partition_path(spec: EntitySpec, day: date, root: Root = None, area: str = RAW_AREA) -> Location:
+    return lakefs.join(partition_dir(spec, day, root, area), PART_FILE)
+
+
+def partition_glob(root: Root = None, area: str = RAW_AREA, provider: str = "*",
                    entity: str = "*", file: str = "*.parquet") -> str:
     """A glob over the partition files of one entity (or, with the `*` defaults, of every entity)."""
-    return str(lake_root(root) / area / provider / entity / "date=*" / file)
+    return str(lakefs.join(lake_root(root), area, provider, entity, "date=*", file))
 
 
-def has_partitions(root: Path | str | None = None, area: str = RAW_AREA, provider: str = "*",
-                   entity: str = "*") -> bool:
-    base = lake_root(root) / area
-    return base.is_dir() and any(base.glob(f"{provider}/{entity}/date=*/*.parquet"))
+def partition_files(root: Root = None, area: str = RAW_AREA, provider: str = "*",
+                    entity: str = "*") -> list[Location]:
+    return lakefs.glob(lakefs.join(lake_root(root), area), f"{provider}/{entity}/date=*/*.parquet")
 
 
-def landed_entity_dirs(root: Path | str | None = None) -> Iterator[tuple[str, str]]:
+def has_partitions(root: Root = None, area: str = RAW_AREA, provider: str = "*", entity: str = "*") -> bool:
+    return bool(partition_files(root, area, provider, entity))
+
+
+def landed_entity_dirs(root: Root = None) -> Iterator[tuple[str, str]]:
     """(provider, entity) of every raw entity with at least one partition file, registered or not."""
-    raw = lake_root(root) / RAW_AREA
-    if not raw.is_dir():
-        return
-    for provider_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
-        for entity_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
-            if any(entity_dir.glob("date=*/*.parquet")):
-                yield provider_dir.name, entity_dir.name
+    base = lakefs.join(lake_root(root), RAW_AREA)
+    found = {tuple(lakefs.relative(f, base).split("/")[:2]) for f in lakefs.glob(base, "*/*/date=*/*.parquet")}
+    yield from sorted(found)  # type: ignore[misc]
 
 
-def schema_path(name: str, root: Path | str | None = None) -> Path:
-    return lake_root(root) / SCHEMAS_AREA / f"{name}.parquet"
+def schema_path(name: str, root: Root = None) -> Location:
+    return lakefs.join(lake_root(root), SCHEMAS_AREA, f"{name}.parquet")
 
 
-def models_dir(root: Path | str | None = None) -> Path:
-    return lake_root(root) / MODELS_AREA
+def models_dir(root: Root = None) -> Location:
+    return lakefs.join(lake_root(root), MODELS_AREA)
 
 
-def model_path(schema: str, name: str, root: Path | str | None = None) -> Path:
-    return models_dir(root) / schema / f"{name}.parquet"
+def model_path(schema: str, name: str, root: Root = None) -> Location:
+    return lakefs.join(models_dir(root), schema, f"{name}.parquet")
 
 
-def sync_log_dir(destination: str, root: Path | str | None = None) -> Path:
-    return lake_root(root) / SYNC_LOG_AREA / destination
+CATALOG_AREA = "catalog"
 
 
-def lock_path(name: str, root: Path | str | None = None) -> Path:
-    return lake_root(root) / "locks" / f"{name}.lock"
+def catalog_object(root: Root = None) -> Location:
+    """Where a lake in object storage keeps a copy of the analysts' catalog, for other machines."""
+    return lakefs.join(lake_root(root), CATALOG_AREA, "warehouse.duckdb")
 
 
-def lake_lock(name: str, root: Path | str | None = None) -> contextlib.AbstractContextManager[None]:
-    """An exclusive lock named `name`, shared by every process that uses this lake on this host (or
-    on an NFS mount that supports locks). Released by the kernel if the holder dies."""
+def sync_log_dir(destination: str, root: Root = None) -> Location:
+    return lakefs.join(lake_root(root), SYNC_LOG_AREA, destination)
+
+
+def lock_path(name: str, root: Root = None) -> Path:
+    """A local lake keeps its lock files in `locks/`; a lake in object storage has no file to lock,
+    so its lock files are local to this machine (see `lake_lock`)."""
+    lake = lake_root(root)
+    base = Path(lake) / "locks" if not lakefs.is_remote(lake) else settings.data_dir() / "locks"
+    return base / f"{name}.lock"
+
+
+def lake_lock(name: str, root: Root = None) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock named `name`, shared by every process that uses this lake, released if the
+    holder dies however it dies.
+
+    A local lake: flock on a file in the lake (one host, or an NFS mount that supports locks). A lake
+    in object storage is shared by machines: with PostgreSQL configured (MARQUEE_PG_URL or
+    DAGSTER_PG_*), a PostgreSQL advisory lock named after the lake and `name`, held by a session the
+    server ends when its client dies; without it, flock on a local file, which holds on this machine
+    only (docs/scale-out.md)."""
+    lake = lake_root(root)
+    if lakefs.is_remote(lake) and pg_locks.configured():
+        return pg_locks.advisory_lock(f"{lake}#{name}")
     return exclusive_lock(lock_path(name, root))
 
 
@@ -163,11 +183,18 @@ def _subdirs(base: Path, depth: int, prefix: str = "") -> Iterator[Path]:
     return iter(level)
 
 
-def temp_file_dirs(root: Path | str | None = None, data_dir: Path | str | None = None) -> Iterator[Path]:
+def temp_file_dirs(root: Root = None, data_dir: Path | str | None = None) -> Iterator[Path]:
     """Every directory the durable writers put temp files in: raw and quarantine partitions, the
     entity schemas, dbt's model exports, the sync logs, and the analysts' catalog (its versions and
-    its stable name)."""
+    its stable name). A lake in object storage has no temp files: they are in the local spool."""
     lake = lake_root(root)
+    if lakefs.is_remote(lake):
+        yield lakefs.spool_dir()
+        data = Path(data_dir) if data_dir is not None else settings.data_dir()
+        yield data
+        yield data / "catalog"
+        return
+    lake = Path(lake)
     data = Path(data_dir) if data_dir is not None else (settings.data_dir() if root is None else lake.parent)
     for area in (RAW_AREA, QUARANTINE_AREA):
         yield from _subdirs(lake / area, 3, prefix="date=")
@@ -178,20 +205,21 @@ def temp_file_dirs(root: Path | str | None = None, data_dir: Path | str | None =
     yield data / "catalog"
 
 
-def sweep_orphaned_temp_files(root: Path | str | None = None, data_dir: Path | str | None = None) -> int:
+def sweep_orphaned_temp_files(root: Root = None, data_dir: Path | str | None = None) -> int:
     """Remove the temp files that dead processes left anywhere in the lake and the catalog; returns
     how many. Safe while other runs write: a live writer's temp file is never removed (see
     `resources.files.temp_file_is_orphan`). Costs one directory listing per partition."""
     return sweep_temp_files(temp_file_dirs(root, data_dir))
 
 
-_swept_roots: set[tuple[int, Path]] = set()
+_swept_roots: set[tuple[int, str]] = set()
 
 
-def sweep_once_per_process(root: Path | str | None = None) -> None:
+def sweep_once_per_process(root: Root = None) -> None:
     """The whole-lake sweep, once per process and lake: runs launched by the daemon (or the UI) do
     not go through `marquee run`, so their first landing clears what earlier crashes left."""
-    key = (os.getpid(), lake_root(root).resolve())
+    lake = lake_root(root)
+    key = (os.getpid(), str(lake if lakefs.is_remote(lake) else Path(lake).resolve()))
     if key in _swept_roots:
         return
     _swept_roots.add(key)
@@ -292,7 +320,7 @@ class PartitionWriter:
     the previous partition stays).
     """
 
-    def __init__(self, spec: EntitySpec, day: date, root: Path | str | None = None,
+    def __init__(self, spec: EntitySpec, day: date, root: Root = None,
                  row_group_rows: int | None = None, row_group_bytes: int | None = None,
                  budget: BufferBudget | None = None) -> None:
         self.spec = spec
@@ -324,8 +352,7 @@ class PartitionWriter:
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
             sweep_once_per_process(self._root)
-            ensure_dir(self.target.parent)
-            self._tmp = temp_path_for(self.target)
+            self._tmp = lakefs.temp_for(self.target)
             self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd",
                                             write_statistics=stats_columns(self.schema))
         return self._writer
@@ -380,13 +407,13 @@ class PartitionWriter:
         fsync_file(self._tmp)
         self._prepared = True
 
-    def commit(self) -> Path:
-        """Close, fsync and atomically rename into place (an empty typed file if no rows)."""
+    def commit(self) -> Location:
+        """Close, fsync and make visible in one step: a rename locally, one upload to an object store
+        (an empty typed file if no rows)."""
         self.prepare()
         assert self._tmp is not None
         crash_point("lake.before_rename")
-        os.replace(self._tmp, self.target)
-        fsync_dir(self.target.parent)
+        lakefs.publish(self._tmp, self.target)
         self._closed = True
         if self._budget is not None:
             self._budget.leave(self)
@@ -416,53 +443,50 @@ def quarantine_row(spec: EntitySpec, day: date, reason: str, raw_json: str, load
 
 
 def write_quarantine(spec: EntitySpec, day: date, rows: list[dict[str, Any]],
-                     root: Path | str | None = None) -> Path | None:
+                     root: Root = None) -> Location | None:
     """Replace the partition's quarantine file with `rows`; with none, remove it, because a re-run
     replaces exactly its partition and a fixed record must not stay quarantined."""
     target = partition_path(spec, day, root, area=QUARANTINE_AREA)
     if not rows:
-        if target.exists():
-            target.unlink()
-            fsync_dir(target.parent)
+        lakefs.remove(target)
         return None
-    return atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), target)
+    return lakefs.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), target)
 
 
 # --- reading back ---------------------------------------------------------------------------------
 
 
-def read_partition(spec: EntitySpec, day: date, root: Path | str | None = None,
+def read_partition(spec: EntitySpec, day: date, root: Root = None,
                    columns: list[str] | None = None, area: str = RAW_AREA) -> pa.Table | None:
     """The landed partition, or None if that day was never landed."""
     path = partition_path(spec, day, root, area)
-    if not path.exists():
+    try:
+        return lakefs.read_table(path, columns=columns)
+    except FileNotFoundError:
         return None
-    return pq.read_table(path, columns=columns)
 
 
-def landed_days(spec: EntitySpec, root: Path | str | None = None, area: str = RAW_AREA) -> list[date]:
-    base = lake_root(root) / area / spec.provider / spec.entity
-    if not base.is_dir():
-        return []
-    return sorted(date.fromisoformat(p.parent.name.removeprefix("date="))
-                  for p in base.glob(f"date=*/{PART_FILE}"))
+def landed_days(spec: EntitySpec, root: Root = None, area: str = RAW_AREA) -> list[date]:
+    files = lakefs.glob(lakefs.join(lake_root(root), area, spec.provider, spec.entity), f"date=*/{PART_FILE}")
+    return sorted(date.fromisoformat(str(lakefs.parent(f)).rsplit("date=", 1)[1]) for f in files)
 
 
-def iter_column(spec: EntitySpec, column: str, root: Path | str | None = None) -> Iterator[Any]:
+def iter_column(spec: EntitySpec, column: str, root: Root = None) -> Iterator[Any]:
     """Every value of one column across all landed partitions, one row group at a time."""
     for day in landed_days(spec, root):
-        pf = pq.ParquetFile(partition_path(spec, day, root))
+        pf = lakefs.parquet_file(partition_path(spec, day, root))
         for i in range(pf.num_row_groups):
             yield from pf.read_row_group(i, columns=[column]).column(0).to_pylist()
 
 
-def iter_partition_batches(spec: EntitySpec, day: date, root: Path | str | None = None,
+def iter_partition_batches(spec: EntitySpec, day: date, root: Root = None,
                            columns: Iterable[str] | None = None) -> Iterator[pa.Table]:
     """A landed partition, one row group at a time (bounded memory for re-copying)."""
     path = partition_path(spec, day, root)
-    if not path.exists():
+    try:
+        pf = lakefs.parquet_file(path)
+    except FileNotFoundError:
         return
-    pf = pq.ParquetFile(path)
     for i in range(pf.num_row_groups):
         yield pf.read_row_group(i, columns=list(columns) if columns else None)
 

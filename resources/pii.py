@@ -6,7 +6,7 @@ sync's log (`keyed_id`). Without the key, a hash of a guessed email cannot be re
 
 The key never touches disk. DuckDB connections get it as a session variable, which lives in memory
 for the length of the connection and is neither written to the database file nor its WAL:
-- dbt's connections through the dbt-duckdb plugin `resources/pii_dbt_plugin.py` (profiles.yml);
+- dbt's connections through the dbt-duckdb plugin `resources/dbt_plugin.py` (profiles.yml);
 - marquee's own connections to the build database through `open_build_database`.
 """
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from resources.lakefs import LAKE_URL_ENV, Location, parse_lake_url
+
 # A `.env` next to where marquee runs is honoured, but never overrides the real environment.
 load_dotenv(Path.cwd() / ".env", override=False)
 
@@ -32,8 +34,15 @@ def data_dir() -> Path:
 
 
 def lake_dir(data: Path | None = None) -> Path:
-    """The Parquet lake inside a data directory (default: this process's); resources/lake.py lays it out."""
+    """The local Parquet lake inside a data directory (default: this process's)."""
     return (data if data is not None else data_dir()) / "lake"
+
+
+def lake_location(data: Path | None = None) -> Location:
+    """Where the lake is: `MARQUEE_LAKE_URL` (a local path or `s3://bucket/prefix`) if set, else the
+    `lake` directory of the data directory. resources/lake.py lays it out."""
+    url = os.environ.get(LAKE_URL_ENV, "").strip()
+    return parse_lake_url(url) if url else lake_dir(data)
 
 
 def warehouse_path(data: Path | None = None) -> Path:

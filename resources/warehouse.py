@@ -35,14 +35,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from resources import lake, seams, settings
+from resources import lake, lakefs, seams, settings
 from resources.entity import QUARANTINE_SCHEMA, EntitySpec
 from resources.files import (
-    atomic_write_table,
     ensure_dir,
     exclusive_lock,
     fsync_dir,
@@ -83,10 +81,10 @@ def record_schemas(lake_root: Path | str, entities: Iterable[EntitySpec]) -> Non
     shows a typed, empty `raw.*` view for it until it lands, whoever publishes."""
     for spec in entities:
         path = lake.schema_path(spec.name, lake_root)
-        if path.exists() and pq.read_schema(path).equals(spec.schema, check_metadata=False):
-            continue
-        ensure_dir(path.parent)
-        atomic_write_table(spec.schema.empty_table(), path)
+        with contextlib.suppress(FileNotFoundError):
+            if lakefs.read_schema(path).equals(spec.schema, check_metadata=False):
+                continue
+        lakefs.write_table(spec.schema.empty_table(), path)
 
 
 def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None,
@@ -100,10 +98,12 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | Non
     start. Hive partitioning is off on purpose: `_partition` is already a column in every file, and
     an extra `date` column would make the view's shape differ from the empty one.
     """
-    root = Path(lake_root) if lake_root is not None else settings.lake_dir()
+    root = lake.lake_root(lake_root)
+    lakefs.register_duckdb(con, root)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
     specs = {e.name: e for e in entities}
-    kept = {p.stem: p for p in sorted((root / SCHEMAS_AREA).glob("*.parquet"))}
+    kept = {lakefs.name(p).removesuffix(".parquet"): p
+            for p in lakefs.glob(lakefs.join(root, SCHEMAS_AREA), "*.parquet")}
     names: list[str] = []
     on_disk = {f"{p}_{e}": (p, e) for p, e in lake.landed_entity_dirs(root)}
     for name in sorted(set(specs) | set(on_disk) | set(kept)):
@@ -163,22 +163,23 @@ PRIVATE_MODEL_SCHEMAS = frozenset({"raw", "sync"})
 def create_model_views(con: duckdb.DuckDBPyConnection, lake_root: Path | str | None = None) -> list[str]:
     """A `{schema}.{name}` view for every `lake/models/{schema}/{name}.parquet` (dbt exports), except
     the private schemas."""
-    root = Path(lake_root) if lake_root is not None else settings.lake_dir()
+    root = lake.lake_root(lake_root)
+    lakefs.register_duckdb(con, root)
     models = lake.models_dir(root)
     names: list[str] = []
-    if not models.is_dir():
-        return names
-    for schema_dir in sorted(p for p in models.iterdir() if p.is_dir() and p.name not in PRIVATE_MODEL_SCHEMAS):
-        files = sorted(schema_dir.glob("*.parquet"))
-        if not files:
-            continue
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema_dir.name)}")
-        for f in files:
+    by_schema: dict[str, list[str]] = {}
+    for f in lakefs.glob(models, "*/*.parquet"):
+        schema_name, file_name = lakefs.relative(f, models).split("/")
+        by_schema.setdefault(schema_name, []).append(file_name.removesuffix(".parquet"))
+    for schema_name in sorted(set(by_schema) - PRIVATE_MODEL_SCHEMAS):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema_name)}")
+        for stem in by_schema[schema_name]:
+            path = lake.model_path(schema_name, stem, root)
             con.execute(
-                f"CREATE OR REPLACE VIEW {_quote(schema_dir.name)}.{_quote(f.stem)} AS "
-                f"SELECT * FROM read_parquet({_literal(str(f))})"
+                f"CREATE OR REPLACE VIEW {_quote(schema_name)}.{_quote(stem)} AS "
+                f"SELECT * FROM read_parquet({_literal(str(path))})"
             )
-            names.append(f"{schema_dir.name}.{f.stem}")
+            names.append(f"{schema_name}.{stem}")
     return names
 
 
@@ -339,7 +340,7 @@ def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[Entit
     base = Path(data_dir) if data_dir is not None else settings.data_dir()
     target = base / CATALOG_NAME
     versions_dir = catalog_dir(base)
-    lake_root = settings.lake_dir(base)
+    lake_root = settings.lake_location(base)
     ensure_dir(versions_dir)
     with exclusive_lock(base / ".warehouse.lock"):
         sweep_temp_files([base, versions_dir])
@@ -366,6 +367,10 @@ def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[Entit
                 link.unlink()
         fsync_dir(base)
         collect_old_catalogs(base, current=version)
+        if lakefs.is_remote(lake_root):
+            # Analysts on other machines attach the catalog from the object store (README, "The lake
+            # in object storage"); one upload, so they get the old catalog or the new one.
+            lakefs.upload(version, lake.catalog_object(lake_root))
     return target
 
 
@@ -388,6 +393,7 @@ class WarehouseResource(DuckDBResource):
             publish_catalog(Path(self.database).parent)
         con = duckdb.connect(self.database, read_only=True)
         try:
+            lakefs.register_duckdb(con, settings.lake_location())
             yield con
         finally:
             con.close()

@@ -178,10 +178,13 @@ MART_CHECKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 
 
 def read_marts(warehouse: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every compared mart of a published catalog, read the way an analyst does (read-only)."""
+    """Every compared mart of a published catalog, read the way an analyst does (read-only).
+    `warehouse`: the catalog's path, or an open DuckDB connection to it (one that can read an object
+    store the caller has registered; the connection stays open)."""
     import duckdb
 
-    con = duckdb.connect(str(warehouse), read_only=True)
+    own = not isinstance(warehouse, duckdb.DuckDBPyConnection)
+    con = duckdb.connect(str(warehouse), read_only=True) if own else warehouse
     try:
         out = {}
         for name, _, _ in MART_CHECKS:
@@ -190,7 +193,8 @@ def read_marts(warehouse: Any) -> dict[str, list[dict[str, Any]]]:
             out[name] = [dict(zip(cols, row, strict=True)) for row in rows]
         return out
     finally:
-        con.close()
+        if own:
+            con.close()
 
 
 def _norm(value: Any) -> Any:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from assets.landing.lander import EntityLander
-from resources import files, lake
+from resources import files, lake, lakefs
 from resources.warehouse import publish_catalog
 from tests.test_lake import SPEC, _convert, _records
 
@@ -127,7 +127,7 @@ def test_new_directories_are_fsynced_in_their_parent(tmp_path: Path, monkeypatch
         real(path)
 
     monkeypatch.setattr(files, "fsync_dir", record)
-    monkeypatch.setattr(lake, "fsync_dir", record)
+    monkeypatch.setattr(lakefs, "fsync_dir", record)
     root = tmp_path / "lake"
     with EntityLander(SPEC, [DAY], root=root) as lander:
         lander.add_page(_records(2), _convert, DAY)

@@ -97,6 +97,6 @@ def test_the_image_serves_the_code_location_the_chart_names():
     module = args[args.index("-m") + 1]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
-    assert "'.[postgres,k8s]'" in dockerfile and "DO_NOT_TRACK=1" in dockerfile
+    assert "'.[postgres,k8s,s3]'" in dockerfile and "DO_NOT_TRACK=1" in dockerfile
     assert f'"-m", "{module}"' in dockerfile and f'"-p", "{deployment["port"]}"' in dockerfile
     assert module == (yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"][0]["python_module"])

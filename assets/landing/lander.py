@@ -15,6 +15,7 @@ from assets.landing.convert import RecordError, _quarantine_text, dumps
 from resources import lake
 from resources.entity import EntitySpec
 from resources.jsonbody import unrepresentable
+from resources.lakefs import Location
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class EntityResult:
     rows: dict[date, int] = field(default_factory=dict)
     quarantined: dict[date, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
-    paths: list[Path] = field(default_factory=list)
+    paths: list[Location] = field(default_factory=list)
     # Set for snapshot entities: which day was written and which were kept or left absent.
     snapshot: SnapshotPlan | None = None
 

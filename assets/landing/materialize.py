@@ -7,19 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext
 
 from assets.landing.lander import EntityResult
 from assets.landing.snapshot import SNAPSHOT_RULE, snapshot_metadata
+from resources import lakefs
 from resources.entity import EntitySpec
 from resources.http import ProviderResource
+from resources.lakefs import Location
 from resources.partitions import days_in
 from resources.warehouse import duckdb_types
 
@@ -56,16 +56,17 @@ _PREVIEW_HIDDEN = ("_raw", "email", "phone", "name", "barcode", "doc", "descript
                    "questions", "qr_code", "images", "options", "shipments", "url")
 
 
-def preview_markdown(spec: EntitySpec, paths: Sequence[Path], limit: int = 5, max_cols: int = 8) -> str:
+def preview_markdown(spec: EntitySpec, paths: Sequence[Location], limit: int = 5, max_cols: int = 8) -> str:
     cols = [c for c in spec.schema.names if c in spec.primary_key or not any(h in c for h in _PREVIEW_HIDDEN)]
     cols = [c for c in cols if c != "_loaded_at"][:max_cols]
     rows: list[dict[str, Any]] = []
     for path in paths:
         if len(rows) >= limit:
             break
-        if not Path(path).exists():
+        try:
+            pf = lakefs.parquet_file(path)
+        except FileNotFoundError:
             continue
-        pf = pq.ParquetFile(path)
         for i in range(pf.num_row_groups):
             rows += pf.read_row_group(i, columns=cols).slice(0, limit - len(rows)).to_pylist()
             if len(rows) >= limit:
@@ -98,9 +99,9 @@ class Figures:
     description: str  # what each key means, appended to the asset's description
 
 
-def read_landed(spec: EntitySpec, paths: Sequence[Path], columns: Sequence[str]) -> pa.Table:
+def read_landed(spec: EntitySpec, paths: Sequence[Location], columns: Sequence[str]) -> pa.Table:
     """The rows of the committed partition files `paths`, only `columns`."""
-    tables = [pq.read_table(path, columns=list(columns)) for path in paths]
+    tables = [lakefs.read_table(path, columns=list(columns)) for path in paths]
     return pa.concat_tables(tables) if tables else spec.schema.empty_table().select(list(columns))
 
 
@@ -154,7 +155,7 @@ def materialize_result(result: EntityResult, extra: dict[str, Any] | None = None
         "primary_key": ", ".join(spec.primary_key),
     }
     if result.paths:
-        meta["path"] = dg.MetadataValue.path(str(Path(result.paths[0]).parent.parent))
+        meta["path"] = dg.MetadataValue.path(str(lakefs.parent(lakefs.parent(result.paths[0]))))
     if result.reasons:
         meta["quarantine_reasons"] = dg.MetadataValue.json(result.reasons)
     if result.snapshot is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from assets.landing.lander import EntityLander, EntityResult, SnapshotPlan
-from resources import lake
+from resources import lake, lakefs
 from resources.entity import EntitySpec
 from resources.partitions import day_spans
 
@@ -38,7 +38,7 @@ def plan_snapshot(spec: EntitySpec, days: Sequence[date], today: date | None = N
     today = today or lake.utc_now().date()
 
     def has_file(day: date) -> bool:
-        return lake.partition_path(spec, day, root).exists()
+        return lakefs.exists(lake.partition_path(spec, day, root))
 
     if today in window:
         target: date | None = today

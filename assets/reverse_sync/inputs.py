@@ -16,7 +16,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from resources import lake
+from resources import lake, lakefs
+from resources.lakefs import Location
 
 SCHEMA = "sync"
 EVENTS = "sync_events"
@@ -36,20 +37,21 @@ class SyncInputMissing(Exception):
     """A sync model has never been exported: the models must be built before anything is pushed."""
 
 
-def model_path(name: str, lake_root: Path | None = None) -> Path:
+def model_path(name: str, lake_root: Path | str | None = None) -> Location:
     return lake.model_path(SCHEMA, name, lake_root)
 
 
 def read_model(name: str, where: str = "", params: Sequence[Any] = (), order_by: str = "",
-               lake_root: Path | None = None) -> list[dict[str, Any]]:
+               lake_root: Path | str | None = None) -> list[dict[str, Any]]:
     """Rows of one sync model's export as dicts, optionally filtered (`where` with `?` params)."""
     path = model_path(name, lake_root)
-    if not path.exists():
+    if not lakefs.exists(path):
         raise SyncInputMissing(
             f"reverse sync: the model {SCHEMA}.{name} has not been built yet ({path} is missing). Build the "
             "models first (`marquee run`, or materialize the dbt assets / marts_job in the UI); nothing was sent.")
     con = duckdb.connect()  # in memory: never touches the build database or the catalog
     try:
+        lakefs.register_duckdb(con, lake.lake_root(lake_root))
         sql = "SELECT * FROM read_parquet(?)"
         if where:
             sql += f" WHERE {where}"

@@ -1,9 +1,13 @@
 """The reverse-sync log: per destination and record id, what was last accepted and what failed.
 
-Layout: `{MARQUEE_DATA_DIR}/lake/sync_log/{destination}/part-*.parquet`, append-only. Every flush
-writes one new file (temp name, fsync, rename), so a reader never sees half a file and two runs
-syncing different partitions of the same destination never write the same file. `compact()` folds
-the files into one under a per-destination lock at the end of a run, so the file count stays small.
+Layout: `{lake}/sync_log/{destination}/part-*.parquet`, append-only. Every flush writes one new
+file with a unique name in one step (a durable rename locally, one upload to an object store:
+resources/lakefs.py), so a reader never sees half a file and two runs syncing different partitions
+of the same destination never write the same file. `compact()` folds the files into one under a
+per-destination lake lock (resources/lake.py `lake_lock`: flock locally, a PostgreSQL advisory lock
+for a shared object store) at the end of a run, so the file count stays small. It writes the folded
+file before it deletes the ones folded, so a crash in between leaves rows twice, never none, and
+reading keeps the latest row per record either way.
 
 A record's state is its latest row: `sent` (the destination accepted the payload with this hash) or
 `failed` (with the reason; retried next run). A record is unchanged, and not sent again, only when
@@ -18,7 +22,6 @@ error code (`422 validation_error`), never the API's text, which may echo person
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,10 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from resources import lake
-from resources.files import atomic_write_table, exclusive_lock
+from resources import lake, lakefs
+from resources.lakefs import Location
 
 SENT = "sent"
 FAILED = "failed"
@@ -56,20 +58,20 @@ class RecordState:
     last_sent_at: datetime | None = None  # when the destination last accepted it
 
 
-def log_dir(destination: str, lake_root: Path | None = None) -> Path:
+def log_dir(destination: str, lake_root: Path | str | None = None) -> Location:
     return lake.sync_log_dir(destination, lake_root)
 
 
-def _files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("part-*.parquet")) if directory.is_dir() else []
+def _files(directory: Location) -> list[Location]:
+    return lakefs.glob(directory, "part-*.parquet")
 
 
-def _read_table(directory: Path) -> pa.Table:
+def _read_table(directory: Location) -> pa.Table:
     # A concurrent compaction may delete a file between listing and reading; its rows are already in
     # the compacted file by then, so list again.
     for _ in range(5):
         try:
-            tables = [pq.read_table(f, schema=SCHEMA) for f in _files(directory)]
+            tables = [lakefs.read_table(f, schema=SCHEMA) for f in _files(directory)]
         except FileNotFoundError:
             continue
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
@@ -83,9 +85,10 @@ def _order_key(row: dict) -> tuple:
 class SyncLog:
     """One destination's log. `state()` reads it; `append()` durably records one batch's outcome."""
 
-    def __init__(self, destination: str, lake_root: Path | None = None) -> None:
+    def __init__(self, destination: str, lake_root: Path | str | None = None) -> None:
         self.destination = destination
         self.directory = log_dir(destination, lake_root)
+        self._lake_root = lake_root
 
     def rows(self) -> list[dict]:
         return _read_table(self.directory).to_pylist()
@@ -122,8 +125,8 @@ class SyncLog:
         if not rows:
             return 0
         stamp = now.strftime("%Y%m%dT%H%M%S%f")
-        atomic_write_table(pa.Table.from_pylist(rows, schema=SCHEMA),
-                      self.directory / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
+        lakefs.write_table(pa.Table.from_pylist(rows, schema=SCHEMA),
+                           lakefs.join(self.directory, f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"))
         return len(rows)
 
     def compact(self, forget: Iterable[str] = ()) -> None:
@@ -131,11 +134,11 @@ class SyncLog:
 
         `forget`: record ids to drop for good (ids of a retired scheme, once carried over)."""
         dropped = set(forget)
-        with exclusive_lock(self.directory / ".lock"):
+        with lake.lake_lock(f"sync_log_{self.destination}", self._lake_root):
             files = _files(self.directory)
             if len(files) <= 1 and not dropped:
                 return
-            table = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files]) if files else None
+            table = pa.concat_tables([lakefs.read_table(f, schema=SCHEMA) for f in files]) if files else None
             if table is None:
                 return
             latest: dict[str, dict] = {}
@@ -157,7 +160,7 @@ class SyncLog:
                 keep_table = pa.Table.from_pylist(keep, schema=SCHEMA)
                 stamp = max(r["logged_at"] for r in keep).strftime("%Y%m%dT%H%M%S%f")
             # Named after its newest row so it sorts before anything appended later.
-            atomic_write_table(keep_table, self.directory / f"part-{stamp}-compact{uuid.uuid4().hex[:8]}.parquet")
+            lakefs.write_table(keep_table,
+                               lakefs.join(self.directory, f"part-{stamp}-compact{uuid.uuid4().hex[:8]}.parquet"))
             for f in files:
-                with contextlib.suppress(FileNotFoundError):
-                    f.unlink()
+                lakefs.remove(f)

@@ -7,7 +7,7 @@
   never rendered into SQL text (that would put it in dbt's logs, in target/ and in view
   definitions), and it is not stored in any table. Every DuckDB connection of the build gets it as
   a session variable (`SET VARIABLE marquee_pii_key`), set by the dbt-duckdb plugin
-  resources/pii_dbt_plugin.py when dbt opens the connection, and by resources/pii.py's
+  resources/dbt_plugin.py when dbt opens the connection, and by resources/pii.py's
   `open_build_database` for marquee's own connections (exports, metadata). A session without the
   variable fails loudly instead of hashing to NULL. Without MARQUEE_PII_HASH_KEY a fixed, clearly
   labelled development key is used and a warning is logged; set it in production so hashes cannot

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from resources import settings
+from resources.lakefs import LAKE_URL_ENV
 
 
 def _money(cents: int | None, currency: str, exponents: dict[str, int]) -> str:
@@ -103,6 +104,9 @@ def run_demo(days: int = 7, verbose: bool = False, end: date | None = None) -> i
     from pipelines.runner import RunFailed, RunInterrupted, run_range, today_utc
 
     data = demo_dir()
+    if os.environ.pop(LAKE_URL_ENV, None):
+        # The demo's rows are synthetic: they must never land in a real lake.
+        print(f"marquee demo: ignoring {LAKE_URL_ENV}; the demo keeps its own lake under {data}")
     os.environ["MARQUEE_DATA_DIR"] = str(data)
     os.environ["DAGSTER_HOME"] = str(data / "dagster_home")
     end = end or today_utc()
