@@ -231,11 +231,23 @@ def ensure_pool_slots(instance: Any, pools: tuple[str, ...] = MARQUEE_POOLS) -> 
     `default_limit` is applied lazily, when a pool is first claimed; two runs that hit a fresh pool
     at the same moment can both initialise it and both get a slot (seen in CI: two writers
     overlapped). An explicit row removes that first-use race. Idempotent.
+
+    Two processes that start together on a fresh PostgreSQL both find no row and both insert it;
+    the unique key makes one fail (its transaction, slots included, is rolled back), and a second
+    look then finds the row the other wrote.
     """
+    from sqlalchemy.exc import IntegrityError
+
     storage = instance.event_log_storage
     for pool in pools:
-        if storage.get_concurrency_info(pool).slot_count != POOL_LIMIT:
-            storage.set_concurrency_slots(pool, POOL_LIMIT)
+        for attempt in range(3):
+            if storage.get_concurrency_info(pool).slot_count == POOL_LIMIT:
+                break
+            try:
+                storage.set_concurrency_slots(pool, POOL_LIMIT)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
 
 
 def dagster_home() -> Path:
