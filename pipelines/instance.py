@@ -39,7 +39,13 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import pool as sa_pool
 
 from resources import settings
-from resources.names import CYMBIO_RETURNS_POOL, DUCKDB_POOL, PROVIDER_TAG_PREFIX, provider_tag
+from resources.names import (
+    CYMBIO_RETURNS_POOL,
+    DUCKDB_POOL,
+    OLD_PROVIDER_TAG_PREFIX,
+    PROVIDER_TAG_PREFIX,
+    provider_tag,
+)
 from resources.pg_locks import DAGSTER_PG_ENV, DAGSTER_PG_REQUIRED, PG_URL_ENV
 
 # Every pool an asset of marquee declares; each gets `default_limit` slots.
@@ -150,7 +156,8 @@ def run_queue(names: tuple[str, ...] | None = None) -> dict[str, Any]:
 
 def _is_ours_run_queue(runs: Any) -> bool:
     limits = runs.get("tag_concurrency_limits") if isinstance(runs, dict) else None
-    return bool(limits) and all(str(limit.get("key", "")).startswith(PROVIDER_TAG_PREFIX) for limit in limits)
+    return bool(limits) and all(str(limit.get("key", "")).startswith((PROVIDER_TAG_PREFIX, OLD_PROVIDER_TAG_PREFIX))
+                                for limit in limits)
 
 
 def instance_config(existing: dict[str, Any] | None = None,

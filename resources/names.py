@@ -18,11 +18,15 @@ MAX_DATE_TAG = "marquee/max_date"
 TRIGGERED_BY_TAG = "marquee/triggered_by"
 
 # The run queue (pipelines/instance.py): every job that calls a provider's API tags its runs with
-# `marquee/provider/<name>`, one key per provider it calls, and the QueuedRunCoordinator starts at
+# `marquee/provider-<name>`, one key per provider it calls, and the QueuedRunCoordinator starts at
 # most one run per key at a time, so one API's request budget is never split between two runs
 # while runs that call other providers go on in parallel. One key per provider (not one key with
 # the provider as value) because a job may call several providers, and a run has one value per key.
-PROVIDER_TAG_PREFIX = "marquee/provider/"
+# Dagster allows one `/` namespace in a tag key (a second is deprecated), hence the dash.
+PROVIDER_TAG_PREFIX = "marquee/provider-"
+# What the first release wrote into dagster.yaml; still recognised as marquee's own block, so it is
+# rewritten with the keys above rather than kept as an operator's.
+OLD_PROVIDER_TAG_PREFIX = "marquee/provider/"
 
 
 def provider_tag(provider: str) -> str:

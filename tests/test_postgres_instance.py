@@ -8,6 +8,7 @@ alone there, and one real `marquee run` whose runs land in PostgreSQL and nothin
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 from datetime import date
@@ -115,6 +116,16 @@ def test_an_operator_storage_block_and_run_queue_win(monkeypatch, cluster, db):
     assert config["storage"] == theirs["storage"]
     assert config["concurrency"]["runs"] == theirs["concurrency"]["runs"]
     assert config["concurrency"]["pools"]["default_limit"] == 1  # marquee's pool limit is still enforced
+
+
+def test_a_run_queue_written_by_the_first_release_is_rewritten_with_compliant_tag_keys(monkeypatch, cluster, db):
+    _use_pg(monkeypatch, cluster, db, "url")
+    old = {"concurrency": {"runs": {"max_concurrent_runs": 6, "tag_concurrency_limits": [
+        {"key": "marquee/provider/" + p.name, "limit": 1} for p in PROVIDERS]}}}
+    keys = [limit["key"] for limit in instance_config(old)["concurrency"]["runs"]["tag_concurrency_limits"]]
+    assert keys == [provider_tag(p.name) for p in PROVIDERS]
+    # Dagster's tag-key rule: one namespace, then letters, digits, `_`, `-`, `.`.
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+", key) for key in keys), keys
 
 
 def test_generated_blocks_follow_the_environment_back_to_sqlite(tmp_path, monkeypatch, cluster, db):
