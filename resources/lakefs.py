@@ -12,7 +12,7 @@ installed it is used instead (`MARQUEE_DUCKDB_HTTPFS=1`).
 
 Atomicity on an object store, which has no rename:
 - A file is written in full to a local spool file first (`MARQUEE_SPOOL_DIR`, default a
-  `marquee-spool` directory under the system temp dir), fsynced, then uploaded to its final key.
+  `marquee-spool` directory under the system temp dir), then uploaded to its final key.
   The upload is one PUT or one multipart upload, and S3 makes the key visible only when the PUT or
   the CompleteMultipartUpload succeeds: a reader sees the old object or the new one, never half.
 - A crash before completion leaves an invisible incomplete multipart upload (a bucket lifecycle
@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from resources.files import fsync_dir, replace_durably, temp_path_for
+from resources.files import ensure_dir, fsync_dir, replace_durably, temp_path_for
 from resources.files import written_atomically as _local_atomic
 
 Location = Path | str
@@ -95,10 +95,6 @@ def name(loc: Location) -> str:
 
 def parent(loc: Location) -> Location:
     return str(loc).rstrip("/").rsplit("/", 1)[0] if is_remote(loc) else Path(loc).parent
-
-
-def display(loc: Location) -> str:
-    return str(loc)
 
 
 # --- the S3 client --------------------------------------------------------------------------------
@@ -257,8 +253,6 @@ def temp_for(target: Location) -> Path:
     sweep removes it only once that writer is dead."""
     if is_remote(target):
         return temp_path_for(spool_dir() / name(target))
-    from resources.files import ensure_dir
-
     ensure_dir(Path(target).parent)
     return temp_path_for(Path(target))
 
@@ -340,7 +334,7 @@ def register_duckdb(con: Any, lake: Location) -> None:
         for key, env in (("KEY_ID", "AWS_ACCESS_KEY_ID"), ("SECRET", "AWS_SECRET_ACCESS_KEY"),
                          ("SESSION_TOKEN", "AWS_SESSION_TOKEN"), ("REGION", "AWS_REGION")):
             if os.environ.get(env):
-                opts.append(f"{key} '{os.environ[env]}'")
+                opts.append(f"{key} " + "'" + os.environ[env].replace("'", "''") + "'")
         if parts is not None:
             use_ssl = str(parts.scheme == "https").lower()
             opts += [f"ENDPOINT '{parts.netloc}'", "URL_STYLE 'path'", f"USE_SSL {use_ssl}"]

@@ -3,7 +3,8 @@
 What pipelines/instance.py generates for MARQUEE_PG_URL and for Dagster's DAGSTER_PG_* variables
 (no password on disk, PostgreSQL run/event/schedule storage, the run queue), that the `duckdb` pool
 serializes writers of two processes through PostgreSQL, that the reaper leaves other machines' runs
-alone there, and one real `marquee run` whose runs land in PostgreSQL and nothing in SQLite.
+alone there. Real `marquee run` processes on PostgreSQL (their runs there, nothing in SQLite) are
+tests/test_scale_out.py's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import re
 import subprocess
 import uuid
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -270,45 +270,3 @@ def test_a_run_of_another_machine_with_our_hostname_and_no_machine_id_is_not_jud
     parts[1] = me[PROCESS_TAG].split(":")[1]  # the same machine id: then it is this host, rebooted
     assert judge({**me, PROCESS_TAG: ":".join(parts)}).dead == bool(parts[1])
 
-
-# --- one real run --------------------------------------------------------------------------------
-
-ANCHOR = date(2026, 3, 15)
-
-
-@pytest.mark.pipeline
-def test_a_marquee_run_on_postgres_records_its_runs_there_and_writes_no_sqlite(tmp_path, monkeypatch, cluster, db):
-    import duckdb
-
-    from pipelines.runner import run_range
-    from sandbox import start_sandbox
-
-    data = tmp_path / "data"
-    home = data / "dagster_home"
-    monkeypatch.setenv("MARQUEE_DATA_DIR", str(data))
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("MARQUEE_START_DATE", "2026-01-01")
-    _use_pg(monkeypatch, cluster, db, "url")
-    lines: list[str] = []
-    with start_sandbox(anchor=ANCHOR) as sandbox:
-        for key, value in sandbox.env.items():
-            monkeypatch.setenv(key, value)
-        phases = run_range(ANCHOR, ANCHOR, progress=lines.append)
-    assert phases, lines
-
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert isinstance(instance.run_storage, PostgresRunStorage)
-        runs = instance.get_runs()
-        assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), \
-            [(r.job_name, r.status) for r in runs]
-        assert instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION),
-                                          limit=1)
-    in_pg = {row[0] for row in cluster.query(db, "select run_id from runs")}
-    assert in_pg == {run.run_id for run in runs}
-    assert [p for p in home.rglob("*") if p.suffix in (".db", ".sqlite", ".db-wal")] == []
-    # It was a real load: the marts hold the sandbox's orders.
-    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
-    try:
-        assert con.execute("select count(*) from marts.revenue").fetchone()[0] > 0
-    finally:
-        con.close()

@@ -109,9 +109,15 @@ def test_three_workers_on_s3_and_postgres_build_the_true_marts(tmp_path, s3_serv
     models = _marquee(_env(workers[2], sandbox.env, s3_env, **pg), MODELS_AND_SYNCS, logs[2])
     assert _finish(models, logs[2]) == 0, logs[2].read_text()[-3000:]
 
-    # Every run of the three processes is in the one PostgreSQL, and all succeeded.
+    # Every run of the three processes is in the one PostgreSQL, and all succeeded; their events are
+    # there too, and no worker wrote a SQLite instance.
     statuses = cluster.query(db, "select status from runs")
     assert len(statuses) >= 4 and {s for (s,) in statuses} == {"SUCCESS"}, statuses
+    materialized = cluster.query(
+        db, "select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")
+    assert materialized[0][0] > 0
+    for w in workers:
+        assert [p for p in (w / "dagster_home").rglob("*") if p.suffix in (".db", ".sqlite", ".db-wal")] == [], w
 
     # A reader elsewhere: the catalog from the store, attached read-only, reading the lake in the store.
     for key, value in s3_env.items():
