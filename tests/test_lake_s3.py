@@ -5,6 +5,9 @@ store that is down is an error that names the lake."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -180,3 +183,38 @@ def test_a_store_that_is_down_fails_naming_the_lake_and_publishes_nothing(monkey
         assert list((tmp_path / "spool").iterdir()) == []
     finally:
         server.stop()
+
+
+# A writer in another process that lands one page of a day and commits it; crash tests kill it at
+# a named step (resources/seams.py).
+WRITER = """
+import sys
+from datetime import UTC, date, datetime
+from assets.landing.lander import EntityLander
+from tests.test_lake import SPEC, _convert, _records
+day = date.fromisoformat(sys.argv[2])
+with EntityLander(SPEC, [day], datetime(2026, 3, 11, tzinfo=UTC), sys.argv[1]) as lander:
+    lander.add_page(_records(int(sys.argv[3]), 500), _convert, day)
+    lander.commit()
+"""
+
+
+def test_a_writer_killed_before_its_upload_leaves_the_old_partition_and_a_spool_file_the_sweep_removes(
+        lake_url: str, tmp_path: Path) -> None:
+    _land(lake_url, _records(2))
+    env = {**os.environ, lake.CRASH_ENV: "lake.before_rename"}
+    proc = subprocess.run([sys.executable, "-c", WRITER, lake_url, DAY.isoformat(), "8"], env=env,
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == lake.CRASH_EXIT_CODE, proc.stderr
+    # The store still has the old partition, whole.
+    assert lake.read_partition(SPEC, DAY, lake_url).column("id").to_pylist() == ["t0", "t1"]
+    spool = tmp_path / "spool"
+    assert len([p for p in spool.iterdir() if p.name.endswith(".inprogress")]) == 1
+    # The dead writer's spool file is an orphan: the next run's sweep removes it.
+    assert lake.sweep_orphaned_temp_files(lake_url) == 1
+    assert list(spool.iterdir()) == []
+    # And the re-run lands the day.
+    proc = subprocess.run([sys.executable, "-c", WRITER, lake_url, DAY.isoformat(), "8"],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert lake.read_partition(SPEC, DAY, lake_url).num_rows == 8
