@@ -17,6 +17,9 @@ Why the writer looks the way it does:
 - New directories (`date=...`) are created one level at a time and fsynced in their parent
   (`resources.files.ensure_dir`): a durably renamed file is useless if its directory entry is not.
 - A day with no records still gets a file with the schema: "no data" differs from "not loaded".
+- A lake in object storage (`MARQUEE_LAKE_URL=s3://...`, resources/lakefs.py) keeps every rule
+  above with the store's own step: the temp file is in the local spool, and "rename" is one
+  upload of the whole file to its final key, which the store makes visible only once complete.
 """
 
 from __future__ import annotations

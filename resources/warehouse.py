@@ -332,7 +332,9 @@ def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[Entit
     2. build `catalog/warehouse-NNNNNN.duckdb` in a temp file, fsync, rename into place;
     3. atomically replace the symlink `warehouse.duckdb` with one to the new version, fsync the
        directory (a connection opens the old version or the new one, never a half-built one);
-    4. delete the old versions no connection holds (`collect_old_catalogs`).
+    4. delete the old versions no connection holds (`collect_old_catalogs`);
+    5. with the lake in object storage, upload the new version to `{lake}/catalog/warehouse.duckdb`
+       (one upload: a reader there gets the old catalog or the new one).
     Never opens a published version for writing, so no analyst connection (not even a read-write
     one) can make it fail, and a read-write analyst's WAL is never next to a version it does not
     belong to (see the module docstring).
@@ -342,7 +344,11 @@ def publish_catalog(data_dir: Path | str | None = None, entities: Iterable[Entit
     versions_dir = catalog_dir(base)
     lake_root = settings.lake_location(base)
     ensure_dir(versions_dir)
-    with exclusive_lock(base / ".warehouse.lock"):
+    # A lake in a store is published by workers on several machines: the lake lock (PostgreSQL)
+    # orders their list-build-upload steps, so the last upload is built from the newest listing and a
+    # worker's older view of the lake never replaces a newer catalog.
+    shared = lake.lake_lock("catalog", lake_root) if lakefs.is_remote(lake_root) else contextlib.nullcontext()
+    with exclusive_lock(base / ".warehouse.lock"), shared:
         sweep_temp_files([base, versions_dir])
         record_schemas(lake_root, entities)
         _adopt_unversioned(target, versions_dir)
