@@ -25,9 +25,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 TMP_SUFFIX = ".inprogress"
 # A temp file whose writer cannot be identified as dead (another host, an old-style name) is an
 # orphan once it has not been written to for this long: a live writer appends at least one row
@@ -201,13 +198,6 @@ def written_atomically(target: Path) -> Iterator[Path]:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-
-
-def atomic_write_table(table: pa.Table, target: Path) -> Path:
-    """Write a whole (small) Arrow table to `target` as Parquet, atomically and durably."""
-    with written_atomically(target) as tmp:
-        pq.write_table(table, tmp)
-    return target
 
 
 @contextlib.contextmanager
