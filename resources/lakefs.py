@@ -31,6 +31,7 @@ import contextlib
 import fnmatch
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -343,13 +344,86 @@ def register_duckdb(con: Any, lake: Location) -> None:
         return
     if "s3" in con.list_filesystems():
         return
+    con.register_filesystem(_duckdb_filesystem(str(lake)))
+
+
+class PositionalReader:
+    """A read-only file for DuckDB's Python filesystem: every read is a positional read, and each
+    thread has its own position.
+
+    DuckDB reads a Parquet file's row groups from several threads through one file object, as a
+    `seek(offset)` call and then a `read(n)` call, each taking the GIL on its own; pyarrow releases the
+    GIL while it reads, so another thread's seek lands in between and the first thread reads the
+    wrong bytes ("Invalid data", "Variable-length int over 10 bytes": seen here on any file of more
+    than one row group). A position per thread, and pyarrow's thread-safe `read_at`, make the pair
+    atomic per thread. A thread that never sought starts at the last position any thread set, so a
+    sequential reader that moves between threads still continues where it was.
+    """
+
+    def __init__(self, native: pa.NativeFile, path: str) -> None:
+        self._file = native
+        self.path = path
+        self.size = native.size()
+        self._local = threading.local()
+        self._last = 0
+
+    def _position(self) -> int:
+        return getattr(self._local, "position", self._last)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position(), 2: self.size}[whence]
+        self._local.position = self._last = base + offset
+        return self._local.position
+
+    def tell(self) -> int:
+        return self._position()
+
+    def read(self, length: int | None = -1) -> bytes:
+        position = self._position()
+        if length is None or length < 0:
+            length = self.size - position
+        data = self._file.read_at(length, position) if length else b""
+        self._local.position = self._last = position + len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PositionalReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _duckdb_filesystem(lake: str) -> Any:
+    """pyarrow's S3 client as the fsspec filesystem DuckDB registers, reading through PositionalReader."""
     try:
         from fsspec.implementations.arrow import ArrowFSWrapper
     except ImportError as exc:
         raise ImportError(f"the lake {lake} is in object storage and DuckDB reads it through fsspec: "
                           "install marquee's [s3] extra (pip install 'marquee[s3]')") from exc
 
-    con.register_filesystem(ArrowFSWrapper(s3()))
+    class ReadAtFileSystem(ArrowFSWrapper):
+        def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+            if mode != "rb":
+                return super()._open(path, mode, *args, **kwargs)
+            return PositionalReader(self.fs.open_input_file(path), path)
+
+    return ReadAtFileSystem(s3())
 
 
 def relative(loc: Location, base: Location) -> str:
