@@ -193,8 +193,8 @@ def export_models(
         manifest = json.loads(Path(dbt_project.manifest_path).read_text())
     counts: dict[str, int] = {}
     con = open_build_database(db_path, read_only=True)  # staging views hash with the session's key
-    lakefs.register_duckdb(con, root)
     try:
+        lakefs.register_duckdb(con, root)
         for schema, name in _manifest_models(manifest):
             if not _has_table(con, schema, name):
                 continue  # not built (e.g. a subset run before its first build)

@@ -244,3 +244,21 @@ def test_a_writer_killed_before_its_upload_leaves_the_old_partition_and_a_spool_
                           cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert lake.read_partition(SPEC, DAY, lake_url).num_rows == 8
+
+
+def test_marquee_sql_queries_a_catalog_over_the_store(lake_url: str, tmp_path: Path) -> None:
+    model = pa.table({"currency": ["EUR", "BRL"], "gross_cents": [1234, 990]})
+    lakefs.write_table(model, lake.model_path("marts", "revenue", lake_url))
+    publish_catalog(settings.data_dir())
+    marquee = str(Path(sys.executable).with_name("marquee"))
+    env = dict(os.environ)
+    result = subprocess.run([marquee, "sql", "select currency, gross_cents from marts.revenue order by 1"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "BRL" in result.stdout and "1234" in result.stdout and "990" in result.stdout
+    bad = subprocess.run([marquee, "sql", "select * from marts.nope"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "nope" in bad.stderr
+    shell = subprocess.run([marquee, "sql"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           input="")
+    assert shell.returncode == 2 and "httpfs" in shell.stderr and lake_url in shell.stderr

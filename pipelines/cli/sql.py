@@ -9,6 +9,11 @@ CATALOG_STORAGE_VERSION).
 Which warehouse: `--db PATH`, else `$MARQUEE_DATA_DIR/warehouse.duckdb` when that variable is set,
 else `./data/warehouse.duckdb`, else the demo's (`$MARQUEE_DEMO_DIR`, default `./data/demo`), so
 `marquee sql` right after `make demo` opens the demo's warehouse.
+
+With the lake in object storage (`MARQUEE_LAKE_URL=s3://...`) the catalog's views read `s3://` paths,
+which the CLI reads only with `httpfs`, an extension it cannot download here. A query then runs in
+this process's DuckDB, with the store registered as marquee's own connections have it
+(resources/lakefs.py), and prints the same kind of table; the interactive shell says what to use.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import sys
 from pathlib import Path
 
 from pipelines.cli.demo import demo_dir
-from resources import settings
+from resources import lakefs, settings
 
 CLI_NAME = "duckdb"
 
@@ -65,6 +70,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"marquee sql: no warehouse found (looked at {tried}). Run `make demo` (or `marquee run`) "
                   "first, or pass --db PATH.", file=sys.stderr)
             return 2
+    lake = settings.lake_location()
+    if lakefs.is_remote(lake) and os.environ.get(lakefs.HTTPFS_ENV) != "1":
+        return _query_through_python(warehouse, lake, args.query)
     cli = duckdb_cli()
     if cli is None:
         print("marquee sql: the DuckDB CLI is not installed; run `make setup` (it installs PyPI's duckdb-cli).",
@@ -76,3 +84,26 @@ def main(args: argparse.Namespace) -> int:
         os.execv(command[0], command)
     # -bail: a failing statement is an exit status, not a line of text a script would miss.
     return subprocess.run([*command, "-bail", "-c", args.query], check=False).returncode
+
+
+def _query_through_python(warehouse: Path, lake: str, query: str | None) -> int:
+    if query is None:
+        print(f"marquee sql: the lake is in object storage ({lake}) and the DuckDB CLI reads it only with its "
+              "httpfs extension. Give a query (`marquee sql \"select ...\"`), or open the catalog from Python or "
+              "with httpfs as the README shows (\"The lake in object storage\"); with httpfs installed, set "
+              f"{lakefs.HTTPFS_ENV}=1.", file=sys.stderr)
+        return 2
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        lakefs.register_duckdb(con, lake)
+        relation = con.sql(query)
+        if relation is not None:
+            relation.show(max_rows=10_000, max_width=10_000)
+    except duckdb.Error as exc:
+        print(f"marquee sql: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        con.close()
+    return 0
