@@ -262,3 +262,26 @@ def test_marquee_sql_queries_a_catalog_over_the_store(lake_url: str, tmp_path: P
     shell = subprocess.run([marquee, "sql"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
                            input="")
     assert shell.returncode == 2 and "httpfs" in shell.stderr and lake_url in shell.stderr
+
+
+def test_the_demo_never_lands_its_synthetic_rows_in_a_real_lake(lake_url: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from pipelines import runner
+    from pipelines.cli import demo
+
+    seen: list[object] = []
+
+    def fake_run_range(*args, **kwargs):
+        seen.append(settings.lake_location())
+        raise runner.RunFailed("raw", ["stopped by the test"])
+
+    monkeypatch.setattr(runner, "run_range", fake_run_range)
+    monkeypatch.setenv("MARQUEE_DEMO_DIR", str(tmp_path / "demo"))
+    saved = dict(os.environ)  # the demo sets its own variables in this process
+    try:
+        assert demo.run_demo(days=1, end=DAY) == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert seen == [tmp_path / "demo" / "lake"]
+    assert "ignoring MARQUEE_LAKE_URL" in capsys.readouterr().out
