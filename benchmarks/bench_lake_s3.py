@@ -5,8 +5,9 @@
 Writes one partition of ROWS synthetic order-like rows (an id, two money columns, a timestamp and a
 ~300-byte `_raw` JSON text, as landed rows have) with `lake.PartitionWriter`, to a local lake and to
 an `s3://` lake on moto's S3 server on 127.0.0.1 (tests/s3.py), then reads it back through a DuckDB
-view (`count`, a `sum`, the length of every `_raw`) as the dbt build and the analysts do: natively from disk, through fsspec's
-wrapper of pyarrow's S3 client from the store. Median of 3 runs each, in one process.
+view (`count`, a `sum`, the length of every `_raw`) as the dbt build and the analysts do: natively
+from disk, through fsspec's wrapper of pyarrow's S3 client from the store. Median of 3 runs each,
+in one process.
 
 moto keeps objects in memory and runs in this process's threads, so the figures are the client's
 costs (spooling, one upload, reads through Python) more than a real store's network; a real store
