@@ -1,6 +1,7 @@
 """Crash harness: SIGKILL `marquee run` at random moments, then prove the next run repairs everything.
 
     .venv/bin/python benchmarks/crash_harness.py --kills 100 --seed 1      # the long version
+    .venv/bin/python benchmarks/crash_harness.py --kills 20 --s3           # the lake in object storage
     (tests/test_crash_harness.py runs the same engine with 5+ kills)
 
 One sandbox (the "vendors") stays up for the whole session, so Cymbio's acknowledgements persist
@@ -124,23 +125,26 @@ def acknowledged_at_vendor(sandbox: Any, initially_acknowledged: set[int]) -> se
     return set(cymbio._state(sandbox.ctx)["acknowledged"]) - initially_acknowledged
 
 
-def returns_in_lake(data_dir: Path) -> set[int]:
-    import pyarrow.parquet as pq
+def returns_in_lake(lake_root: Path | str) -> set[int]:
+    from resources import lakefs
 
     ids: set[int] = set()
-    for path in (data_dir / "lake" / "raw" / "cymbio" / "returns").glob("date=*/*.parquet"):
-        ids.update(int(v) for v in pq.read_table(path, columns=["return_id"]).column(0).to_pylist())
+    for path in lakefs.glob(lakefs.join(lakefs.as_location(lake_root), "raw", "cymbio", "returns"),
+                            "date=*/*.parquet"):
+        ids.update(int(v) for v in lakefs.read_table(path, columns=["return_id"]).column(0).to_pylist())
     return ids
 
 
-def temp_files(data_dir: Path) -> list[Path]:
-    return [p for p in data_dir.rglob("*") if p.is_file() and any(m in p.name for m in TEMP_MARKERS)
+def temp_files(*dirs: Path) -> list[Path]:
+    return [p for d in dirs for p in d.rglob("*") if p.is_file() and any(m in p.name for m in TEMP_MARKERS)
             and "dagster_home" not in p.parts]
 
 
-def catalog_readable(data_dir: Path) -> str | None:
+def catalog_readable(data_dir: Path, lake_root: Path | str) -> str | None:
     """None if the published catalog opens read-only and answers; else the error."""
     import duckdb
+
+    from resources import lakefs
 
     path = data_dir / "warehouse.duckdb"
     if not path.exists():
@@ -148,6 +152,7 @@ def catalog_readable(data_dir: Path) -> str | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
         try:
+            lakefs.register_duckdb(con, lakefs.as_location(lake_root))
             con.execute("select count(*) from raw.landed_partitions").fetchone()
         finally:
             con.close()
@@ -180,11 +185,13 @@ def instance_problems(home: Path) -> list[str]:
 
 
 def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_seconds: float = 240.0,
-                plan: list[tuple[str, str | None]] | None = None, log=print) -> Report:
+                plan: list[tuple[str, str | None]] | None = None, log=print,
+                store: dict[str, str] | None = None) -> Report:
     """Run `kills` killed rounds and one final complete run; return what was seen.
 
     `plan` fixes the (mode, pause step) of each round in turn (the short test uses it to cover
-    every moment); by default each round draws one from MODES."""
+    every moment); by default each round draws one from MODES. `store`: the variables of a lake in
+    object storage (MARQUEE_LAKE_URL and the store's), for the same rounds against it."""
     from sandbox import cymbio, start_sandbox, truth
 
     rng = random.Random(seed)
@@ -193,6 +200,12 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
     data_dir = workdir / "data"
     home = data_dir / "dagster_home"
     pause_dir = workdir / "pause"
+    spool = workdir / "spool"
+    store = dict(store or {})
+    if store:
+        store["MARQUEE_SPOOL_DIR"] = str(spool)
+        os.environ.update(store)  # this process reads the lake too
+    lake_root = store.get("MARQUEE_LAKE_URL") or data_dir / "lake"
     report = Report()
     with start_sandbox(anchor=today) as sandbox:
         initially_acked = set(cymbio._state(sandbox.ctx)["acknowledged"])
@@ -202,7 +215,7 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
                "MARQUEE_LOG_LEVEL": "CRITICAL", "PYTHONPATH": str(PROJECT),
                # A slot held by a run the harness killed must be reaped, not waited for: a short
                # deadline turns a reaping bug into a failed final run instead of a hang.
-               "MARQUEE_POOL_WAIT_SECONDS": "120"}
+               "MARQUEE_POOL_WAIT_SECONDS": "120", **store}
         env.pop(PAUSE_ENV, None)
         typical = 15.0  # refined from the first natural end
         # `kills` counts rounds that really were killed: a round whose run ended before its moment
@@ -247,10 +260,10 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
             report.rounds.append(Round(mode, step, killed_after, reached, exit_code))
             log(f"round {i + 1} (kill {killed}/{kills}): {mode}{f' ({step}@{nth})' if step else ''} "
                 f"{'killed' if natural_end is None else f'ended itself ({natural_end})'} after {killed_after:.1f}s")
-            missing = acknowledged_at_vendor(sandbox, initially_acked) - returns_in_lake(data_dir)
+            missing = acknowledged_at_vendor(sandbox, initially_acked) - returns_in_lake(lake_root)
             if missing:
                 report.problems.append(f"round {i}: acknowledged returns missing from the lake: {sorted(missing)}")
-            unreadable = catalog_readable(data_dir)
+            unreadable = catalog_readable(data_dir, lake_root)
             if unreadable:
                 report.problems.append(f"round {i}: the catalog cannot be read: {unreadable}")
 
@@ -264,21 +277,31 @@ def run_harness(kills: int, seed: int, workdir: Path, days: int = 2, max_round_s
             report.problems.append(f"final run exited {final.returncode}: {final.stderr[-2000:]}")
         acked = acknowledged_at_vendor(sandbox, initially_acked)
         report.acknowledged = len(acked)
-        missing = acked - returns_in_lake(data_dir)
+        missing = acked - returns_in_lake(lake_root)
         if missing:
             report.problems.append(f"final: acknowledged returns missing from the lake: {sorted(missing)}")
-        leftovers = temp_files(data_dir)
+        leftovers = temp_files(data_dir, *([spool] if spool.exists() else []))
         if leftovers:
-            report.problems.append(f"final: temp files left: {[str(p.relative_to(data_dir)) for p in leftovers][:5]}")
+            report.problems.append(f"final: temp files left: {[str(p) for p in leftovers][:5]}")
+        if store and (data_dir / "lake").exists():
+            report.problems.append("final: a local lake directory was written with the lake in the store")
         report.problems += [f"final: {p}" for p in instance_problems(home)]
-        unreadable = catalog_readable(data_dir)
+        unreadable = catalog_readable(data_dir, lake_root)
         if unreadable:
             report.problems.append(f"final: the catalog cannot be read: {unreadable}")
         if final.returncode == 0:
+            import duckdb
+
+            from resources import lakefs
+
+            con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
             try:
-                truth.assert_marts_match(data_dir / "warehouse.duckdb", sandbox.world, start, end)
+                lakefs.register_duckdb(con, lakefs.as_location(lake_root))
+                truth.assert_marts_match(None, sandbox.world, start, end, marts=truth.read_marts(con))
             except AssertionError as exc:
                 report.problems.append(f"final: marts differ from the sandbox truth: {exc}"[:2000])
+            finally:
+                con.close()
     return report
 
 
@@ -288,13 +311,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--days", type=int, default=2, help="days in each run's range")
     parser.add_argument("--workdir", default=None, help="default: a fresh temp directory")
+    parser.add_argument("--s3", action="store_true",
+                        help="the lake in object storage: moto's S3 server on 127.0.0.1 (tests/s3.py)")
     args = parser.parse_args(argv)
     import tempfile
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="marquee-crash-"))
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    report = run_harness(args.kills, args.seed, workdir, days=args.days)
+    with contextlib.ExitStack() as stack:
+        store = None
+        if args.s3:
+            from tests.s3 import running_server
+
+            server = stack.enter_context(running_server())
+            server.create_bucket("crash-lake")
+            store = server.env("s3://crash-lake/marquee")
+        report = run_harness(args.kills, args.seed, workdir, days=args.days, store=store)
     print(report.summary())
     print(f"seed {args.seed}, {args.kills} kills, {time.monotonic() - t0:.0f}s, workdir {workdir}")
     return 0 if not report.problems else 1
