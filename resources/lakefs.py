@@ -115,7 +115,7 @@ def s3() -> pafs.S3FileSystem:
     if key not in _S3:
         kwargs: dict[str, Any] = {
             "region": region,
-            # A stopped store must fail a run within seconds, with the lake named, not hang it.
+            # A store that is down must fail a run, with the lake named, never hang it.
             "connect_timeout": 5, "request_timeout": 30,
             "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
         }
