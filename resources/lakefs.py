@@ -168,12 +168,6 @@ def exists(loc: Location) -> bool:
     return _info(loc).type != pafs.FileType.NotFound
 
 
-def is_dir(loc: Location) -> bool:
-    if not is_remote(loc):
-        return Path(loc).is_dir()
-    return _info(loc).type == pafs.FileType.Directory
-
-
 def glob(base: Location, pattern: str) -> list[Location]:
     """The files under `base` matching a relative `pattern` of `/`-separated fnmatch segments (no
     `**`), sorted. An object store is listed once, recursively, and matched segment by segment."""
@@ -192,17 +186,6 @@ def glob(base: Location, pattern: str) -> list[Location]:
         if len(rel) == len(want) and all(fnmatch.fnmatchcase(r, w) for r, w in zip(rel, want, strict=True)):
             found.append(S3_PREFIX + info.path)
     return sorted(found)
-
-
-def subdirs(base: Location) -> list[str]:
-    """Names of the directories directly under `base` (on an object store: the common prefixes)."""
-    if not is_remote(base):
-        root = Path(base)
-        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    fs, path = _fs(base)
-    with store_errors(base, "list directories"):
-        infos = fs.get_file_info(pafs.FileSelector(path, recursive=False, allow_not_found=True))
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
 
 def read_table(loc: Location, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
