@@ -47,7 +47,6 @@ class S3Server:
             self._server = None
 
     def create_bucket(self, name: str) -> None:
-
         self.filesystem().create_dir(name)
 
     def filesystem(self):
