@@ -103,20 +103,26 @@ def partition_glob(root: Root = None, area: str = RAW_AREA, provider: str = "*",
     return str(lakefs.join(lake_root(root), area, provider, entity, "date=*", file))
 
 
-def partition_files(root: Root = None, area: str = RAW_AREA, provider: str = "*",
-                    entity: str = "*") -> list[Location]:
-    return lakefs.glob(lakefs.join(lake_root(root), area), f"{provider}/{entity}/date=*/*.parquet")
-
-
 def has_partitions(root: Root = None, area: str = RAW_AREA, provider: str = "*", entity: str = "*") -> bool:
-    return bool(partition_files(root, area, provider, entity))
+    return lakefs.any_match(lakefs.join(lake_root(root), area), f"{provider}/{entity}/date=*/*.parquet")
 
 
 def landed_entity_dirs(root: Root = None) -> Iterator[tuple[str, str]]:
-    """(provider, entity) of every raw entity with at least one partition file, registered or not."""
+    """(provider, entity) of every raw entity with at least one partition file, registered or not.
+    A local lake is asked entity by entity, each stopping at its first file (it runs at every
+    publish); an object store is listed once, since each request costs a round trip."""
     base = lakefs.join(lake_root(root), RAW_AREA)
-    found = {tuple(lakefs.relative(f, base).split("/")[:2]) for f in lakefs.glob(base, "*/*/date=*/*.parquet")}
-    yield from sorted(found)  # type: ignore[misc]
+    if lakefs.is_remote(base):
+        found = {tuple(lakefs.relative(f, base).split("/")[:2]) for f in lakefs.glob(base, "*/*/date=*/*.parquet")}
+        yield from sorted(found)  # type: ignore[misc]
+        return
+    raw = Path(base)
+    if not raw.is_dir():
+        return
+    for provider_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
+        for entity_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
+            if lakefs.any_match(entity_dir, "date=*/*.parquet"):
+                yield provider_dir.name, entity_dir.name
 
 
 def schema_path(name: str, root: Root = None) -> Location:

@@ -173,7 +173,7 @@ def glob(base: Location, pattern: str) -> list[Location]:
     `**`), sorted. An object store is listed once, recursively, and matched segment by segment."""
     if not is_remote(base):
         root = Path(base)
-        return sorted(p for p in root.glob(pattern) if p.is_file()) if root.is_dir() else []
+        return sorted(root.glob(pattern)) if root.is_dir() else []
     fs, path = _fs(base)
     want = pattern.split("/")
     with store_errors(base, "list files"):
@@ -186,6 +186,15 @@ def glob(base: Location, pattern: str) -> list[Location]:
         if len(rel) == len(want) and all(fnmatch.fnmatchcase(r, w) for r, w in zip(rel, want, strict=True)):
             found.append(S3_PREFIX + info.path)
     return sorted(found)
+
+
+def any_match(base: Location, pattern: str) -> bool:
+    """Whether any file under `base` matches `pattern` (as `glob`). Locally it stops at the first
+    match: the catalog asks this of every entity at every publish, and a lake holds years of days."""
+    if not is_remote(base):
+        root = Path(base)
+        return root.is_dir() and any(root.glob(pattern))
+    return bool(glob(base, pattern))
 
 
 def read_table(loc: Location, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:

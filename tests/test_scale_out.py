@@ -141,7 +141,7 @@ def test_three_workers_on_s3_and_postgres_build_the_true_marts(tmp_path, s3_serv
 
 
 def _raw_tables(lake_url: str, entity_dirs: list[str]) -> dict[str, list[dict]]:
-    """Every landed row of the given `provider/entity` dirs, without the load time, in key order."""
+    """Every landed row of the given `provider/entity` dirs, without the load time, in a stable order."""
     out = {}
     for entity in entity_dirs:
         rows = []
