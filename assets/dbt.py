@@ -18,8 +18,9 @@ checks (tests of severity `error` are blocking). Around it:
    the reverse sync, is exported but never published).
 
 Analysts never open the build database; they read the catalog, so a long query can't block a run.
-The asset runs in the "duckdb" pool: give that pool a limit of 1 in the instance config so DuckDB
-writers never overlap.
+The asset runs in the "duckdb" pool, which pipelines/instance.py limits to 1, and holds the lake's
+build lock (resources/lake.py `build_lock`) for the whole build, so two builds never overlap even
+when Dagster admits two at once.
 """
 
 import contextlib
@@ -299,6 +300,13 @@ def _window_from_run(config: DbtBuildConfig, tags: Mapping[str, str]) -> dict[st
     pool=DUCKDB_POOL,
 )
 def marquee_dbt_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliResource, config: DbtBuildConfig):
+    """Build every dbt model, export them to the lake, republish the analysts' catalog."""
+    with lake.build_lock(settings.lake_location()):
+        yield from _build_models(context, dbt, config)
+
+
+def _build_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliResource,
+                  config: DbtBuildConfig) -> Iterator[Any]:
     window = _window_from_run(config, context.run.tags)
     db_path = dbt_database_path()
     with dbt_process_env():

@@ -172,6 +172,21 @@ def lake_lock(name: str, root: Root = None) -> contextlib.AbstractContextManager
     return exclusive_lock(lock_path(name, root))
 
 
+# The lock of the dbt build; its name is the Dagster pool's, which the build also runs in.
+BUILD_LOCK = "duckdb"
+
+
+def build_lock(root: Root = None) -> contextlib.AbstractContextManager[None]:
+    """One dbt build at a time per lake: its DuckDB build database and the model exports it writes.
+
+    The build also runs in the `duckdb` pool (limit 1), which keeps a second build queued in Dagster
+    rather than waiting here. The pool alone is not a guarantee: Dagster 1.13 claims a slot with a
+    SELECT ... FOR UPDATE and then an UPDATE on an autocommit connection, so the row lock ends with
+    the SELECT, and two steps that ask at the same instant can both be given the last slot (seen
+    with PostgreSQL in CI; SQLite has the same two statements). This lock makes the second wait."""
+    return lake_lock(BUILD_LOCK, root)
+
+
 # --- crash debris ---------------------------------------------------------------------------------
 
 

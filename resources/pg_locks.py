@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Iterator, Mapping
 
 PG_URL_ENV = "MARQUEE_PG_URL"
@@ -30,6 +31,7 @@ DAGSTER_PG_ENV: dict[str, str] = {
     "port": "DAGSTER_PG_PORT",
 }
 DAGSTER_PG_REQUIRED = ("username", "hostname", "db_name")
+LOCK_POLL_SECONDS = 0.25
 
 
 def configured(environ: Mapping[str, str] | None = None) -> bool:
@@ -67,8 +69,15 @@ def advisory_lock(name: str) -> Iterator[None]:
                            f"{PG_URL_ENV} or the DAGSTER_PG_* variables") from exc
     try:
         conn.autocommit = True
+        # Polled rather than a blocking pg_advisory_lock: psycopg2 waits for a reply inside libpq,
+        # where a SIGTERM (Dagster terminating the run) is only acted on once the lock is granted,
+        # which for the build lock can be a whole dbt build away. Between polls it acts at once.
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (lock_id(name),))
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (lock_id(name),))
+                if cur.fetchone()[0]:
+                    break
+                time.sleep(LOCK_POLL_SECONDS)
         yield
     finally:
         conn.close()  # ends the session, which releases the lock even if the unlock was never sent

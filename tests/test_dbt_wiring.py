@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +29,10 @@ from assets.dbt import (
 )
 from assets.dbt_project import dbt_project
 from assets.providers import entities as provider_entities
+from resources import lake
+
+# How long the other build holds the lock: longer than this test's run takes to reach its build.
+BUILD_LOCK_HOLD_SECONDS = 4.0
 
 
 def _manifest() -> dict:
@@ -106,11 +113,29 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     monkeypatch.setenv("MARQUEE_PII_HASH_KEY", PII_KEY)
     write_lake(data_dir / "lake", _rows())
 
-    result = dg.materialize(
-        [marquee_dbt_models],
-        resources={"dbt": dbt_resource()},
-        tags={"marquee/min_date": "2025-01-01", "marquee/max_date": "2025-02-01"},
-    )
+    # Another build holds the lake's build lock for a while: this one must not start dbt before it
+    # is released (the `duckdb` pool can admit two builds at one instant; the lock is the guarantee).
+    released: list[float] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def other_build() -> None:
+        with lake.build_lock():
+            holding.set()
+            release.wait(BUILD_LOCK_HOLD_SECONDS)
+            released.append(time.time())
+
+    holder = threading.Thread(target=other_build)
+    holder.start()
+    holding.wait(10)
+    try:
+        result = dg.materialize(
+            [marquee_dbt_models],
+            resources={"dbt": dbt_resource()},
+            tags={"marquee/min_date": "2025-01-01", "marquee/max_date": "2025-02-01"},
+        )
+    finally:
+        release.set()
+        holder.join()
     assert result.success
     materialized = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["marts", "campaign_attribution"]) in materialized
@@ -140,6 +165,9 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     # dbt's per-invocation files (manifest, run results, log) went under the data dir, not the project
     targets = [p for p in (data_dir / "build" / "dbt-target").iterdir() if p.name.endswith("-build")]
     assert len(targets) == 1 and (targets[0] / "run_results.json").exists()
+    # ... named by the second dbt started, which came after the other build let go of the lock
+    started = datetime.strptime(targets[0].name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).timestamp()
+    assert started >= int(released[0]), (targets[0].name, released)
     con = duckdb.connect(str(data_dir / "build" / "dbt.duckdb"), read_only=True)
     try:
         assert con.execute(

@@ -215,13 +215,18 @@ def test_every_pool_gets_exactly_one_slot_in_postgres(tmp_path, monkeypatch, clu
 @pytest.mark.pipeline
 def test_two_processes_take_turns_in_the_duckdb_pool_held_in_postgres(tmp_path, monkeypatch, cluster, db):
     """The SQLite test of tests/test_schedules.py, with the instance in PostgreSQL: the slot is a row
-    there, so the same holds for processes on different machines."""
+    there, and with the lake in object storage the build lock is a PostgreSQL advisory lock, so the
+    same holds for processes on different machines. (The lock is all the writers share: nothing
+    reads or writes the bucket here.)"""
     from tests.test_schedules import _overlaps, race_two_runs
 
     home = _pg_home(tmp_path, monkeypatch, cluster, db)
+    monkeypatch.setenv("MARQUEE_LAKE_URL", "s3://marquee-race/lake")
+    monkeypatch.setenv("MARQUEE_DATA_DIR", str(tmp_path / "no-local-lock"))
     spans = race_two_runs(home, tmp_path)
     assert len(spans["duckdb"]) == 2 and not _overlaps(spans["duckdb"]), spans
     assert _overlaps(spans["landing"]), "landing should not be serialized by the pool"
+    assert not (tmp_path / "no-local-lock" / "locks").exists()  # the writers waited in PostgreSQL
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert len(instance.get_runs()) == 2  # both runs were recorded in PostgreSQL
         assert not [s for s in instance.event_log_storage.get_concurrency_info(DUCKDB_POOL).claimed_slots

@@ -236,7 +236,10 @@ def record(kind):
 
 @dg.asset(pool="duckdb")
 def writer():
-    record("duckdb")
+    from resources import lake
+
+    with lake.build_lock():  # what marquee_dbt_models holds besides its pool slot
+        record("duckdb")
 
 @dg.asset
 def landing():
@@ -249,11 +252,14 @@ with dg.DagsterInstance.get() as instance:
 
 def race_two_runs(home: Path, workdir: Path) -> dict[str, list[tuple[float, float]]]:
     """Two processes each materialize a pooled writer and an unpooled landing step on the instance
-    in `home`; returns when each kind of step ran (the spans the probe recorded)."""
+    in `home`; returns when each kind of step ran (the spans the probe recorded).
+
+    The writer does what marquee's DuckDB writer does: it runs in the `duckdb` pool and holds the
+    lake's build lock. The pool alone can admit both at one instant (resources/lake.py `build_lock`)."""
     log = workdir / "spans.jsonl"
     probe = workdir / "probe.py"
     probe.write_text(_PROBE)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env = {"MARQUEE_DATA_DIR": str(workdir / "data"), **os.environ, "DAGSTER_HOME": str(home)}
     # Create the instance's storage (so the two racing runs do not both migrate it) and the pool's
     # slot row, as `marquee run` and `marquee dev` do before any run.
     with dg.DagsterInstance.from_config(str(home)) as instance:
