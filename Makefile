@@ -11,6 +11,9 @@ $(BIN)/marquee: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Parse the dbt project into its manifest now, as the Docker image does at build time; otherwise
+	@# the first `marquee demo` pays for it (~10 s). Any later change to the models re-parses on load.
+	$(BIN)/python -c "import assets.dbt_project"
 	@touch $@
 
 setup: $(BIN)/marquee
