@@ -42,7 +42,7 @@ from pipelines.pool_wait import install as install_pool_wait
 from pipelines.progress import PhaseProgress, rows_by_asset, run_figures, terminal_console
 from pipelines.reaper import owner_tags, reap_dead_runs
 from pipelines.run_log import RunLog
-from resources import settings
+from resources import lake, settings
 from resources.http.core import requests_sent_by_this_process
 from resources.lake import sweep_orphaned_temp_files
 from resources.names import MAX_DATE_TAG, MIN_DATE_TAG, RANGE_END_TAG, RANGE_START_TAG, SYNC_GROUP
@@ -226,6 +226,9 @@ def run_range(start: date, end: date, select: str | None = None,
             f"marquee run: --start {start} is before MARQUEE_START_DATE ({first}); "
             "set MARQUEE_START_DATE earlier to load that history."
         )
+    problem = lake.lock_problem()
+    if problem:  # before any request: the same check fails the first locked step of a UI run
+        raise SystemExit(f"marquee run: {problem}")
     phase_box = ["setup"]
     with signals_stop_the_run(phase_box) as latch:
         run_log = RunLog.new(verbose)

@@ -164,12 +164,41 @@ def lake_lock(name: str, root: Root = None) -> contextlib.AbstractContextManager
     A local lake: flock on a file in the lake (one host, or an NFS mount that supports locks). A lake
     in object storage is shared by machines: with PostgreSQL configured (MARQUEE_PG_URL or
     DAGSTER_PG_*), a PostgreSQL advisory lock named after the lake and `name`, held by a session the
-    server ends when its client dies; without it, flock on a local file, which holds on this machine
-    only (docs/scale-out.md)."""
+    server ends when its client dies; without it, a LakeLockError, unless MARQUEE_LAKE_SINGLE_HOST=1
+    says this machine alone writes the lake, and then flock on a local file (docs/scale-out.md)."""
     lake = lake_root(root)
     if lakefs.is_remote(lake) and pg_locks.configured():
         return pg_locks.advisory_lock(f"{lake}#{name}")
+    problem = lock_problem(lake)
+    if problem:
+        raise LakeLockError(f"lake lock {name!r}: {problem}")
     return exclusive_lock(lock_path(name, root))
+
+
+SINGLE_HOST_ENV = "MARQUEE_LAKE_SINGLE_HOST"
+
+
+class LakeLockError(RuntimeError):
+    """A lake lock that cannot hold where the lake is shared: an object store without PostgreSQL."""
+
+
+def single_host() -> bool:
+    """Whether the operator declared that one machine alone writes a lake in object storage."""
+    return os.environ.get(SINGLE_HOST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def lock_problem(root: Root = None) -> str | None:
+    """Why this lake's locks cannot be trusted, or None. A lake in object storage is meant to be
+    shared by machines, and a flock holds on one: without PostgreSQL to hold its locks, two Cymbio
+    pulls on two machines could each acknowledge returns that the other's upload then overwrites.
+    marquee refuses that setup rather than assume one machine, unless the operator says so."""
+    lake = lake_root(root)
+    if not lakefs.is_remote(lake) or pg_locks.configured() or single_host():
+        return None
+    return (f"the lake {lake} is in object storage, and its locks must hold across machines, but no PostgreSQL "
+            f"is configured to hold them. Set {pg_locks.PG_URL_ENV} (or the DAGSTER_PG_* variables) to the "
+            f"PostgreSQL of Dagster's instance; or, if this machine is the only one that ever writes this lake, "
+            f"set {SINGLE_HOST_ENV}=1. Then re-run: what was landed before this stays.")
 
 
 # The lock of the dbt build; its name is the Dagster pool's, which the build also runs in.

@@ -14,6 +14,8 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from resources.lake import SINGLE_HOST_ENV
+
 REGION = "us-east-1"
 ACCESS_KEY = "marquee-test-key"
 SECRET_KEY = "marquee-test-secret-6b1f"
@@ -63,10 +65,15 @@ class S3Server:
         infos = self.filesystem().get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
         return sorted(i.path for i in infos if i.type == pafs.FileType.File)
 
-    def env(self, lake_url: str) -> dict[str, str]:
-        """The variables a marquee process needs to use `lake_url` on this server."""
-        return {"MARQUEE_LAKE_URL": lake_url, "MARQUEE_S3_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
+    def env(self, lake_url: str, single_host: bool = True) -> dict[str, str]:
+        """The variables a marquee process needs to use `lake_url` on this server. `single_host`
+        declares this machine the lake's only writer (its locks are then flocks); a test that gives
+        the processes PostgreSQL for their locks passes False."""
+        env = {"MARQUEE_LAKE_URL": lake_url, "MARQUEE_S3_ENDPOINT_URL": self.endpoint,
+               "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
+        if single_host:
+            env[SINGLE_HOST_ENV] = "1"
+        return env
 
 
 @contextlib.contextmanager

@@ -285,3 +285,27 @@ def test_the_demo_never_lands_its_synthetic_rows_in_a_real_lake(lake_url: str, t
         os.environ.update(saved)
     assert seen == [tmp_path / "demo" / "lake"]
     assert "ignoring MARQUEE_LAKE_URL" in capsys.readouterr().out
+
+
+def test_a_lake_in_a_store_without_postgresql_is_refused_unless_declared_single_host(
+        lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flock holds on one machine; a bucket is shared by many. Without PostgreSQL to hold the lake's
+    locks, `marquee run` stops before any request and a locked step fails, naming both ways out."""
+    from pipelines.runner import run_range
+    from resources import lake
+    from resources.pg_locks import DAGSTER_PG_ENV, PG_URL_ENV
+
+    for var in (PG_URL_ENV, *DAGSTER_PG_ENV.values()):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(lake.SINGLE_HOST_ENV)
+    with pytest.raises(lake.LakeLockError) as err, lake.lake_lock(lake.BUILD_LOCK):
+        pass
+    assert lake_url in str(err.value) and PG_URL_ENV in str(err.value) and lake.SINGLE_HOST_ENV in str(err.value)
+    with pytest.raises(SystemExit) as stop:
+        run_range(DAY, DAY, progress=lambda line: None)
+    assert "marquee run:" in str(stop.value) and lake.SINGLE_HOST_ENV in str(stop.value)
+
+    monkeypatch.setenv(lake.SINGLE_HOST_ENV, "1")  # the operator's word: this machine alone writes it
+    assert lake.lock_problem() is None
+    with lake.lake_lock(lake.BUILD_LOCK):
+        assert lake.lock_path(lake.BUILD_LOCK).exists()  # a flock on this machine
