@@ -8,11 +8,13 @@ checks (tests of severity `error` are blocking). Around it:
    directory only its owner can read) gets fresh `raw.*` views over the lake
    (resources/warehouse.create_raw_views). The PII hash key is never written anywhere: each dbt
    connection gets it as a DuckDB session variable (resources/pii.py);
-2. dbt builds, with vars `min_date`/`max_date` when the run names a window (run config, or the run
+2. dbt builds, with the window `min_date`/`max_date` when the run names one (run config, or the run
    tags `marquee/min_date`, `marquee/max_date`), so the incremental models only recompute those days.
-   When the dbt project itself changed since the last successful build (a new column, a changed
-   rule), the build is a full refresh instead, once: an incremental model must never mix rows built
-   by two versions of its SQL;
+   The window reaches dbt as environment variables (MARQUEE_DBT_MIN_DATE/MAX_DATE), not --vars, and
+   each data directory keeps dbt's parse state (`build/dbt-state`), so a build re-parses the project
+   only when a file of it changed. When the dbt project itself changed since the last successful
+   build (a new column, a changed rule), the build is a full refresh instead, once: an incremental
+   model must never mix rows built by two versions of its SQL;
 3. after: every model and seed is exported to `lake/models/{schema}/{name}.parquet` (temp file +
    rename), and the analysts' catalog is republished (schema `sync`, which holds personal data for
    the reverse sync, is exported but never published).
@@ -63,7 +65,7 @@ FINGERPRINT_PARTS = ("models", "macros", "seeds", "dbt_project.yml")
 
 
 def dbt_vars(min_date: str | date | None = None, max_date: str | date | None = None) -> dict[str, str]:
-    """dbt `--vars` for a half-open reload window [min_date, max_date); empty for a full pass."""
+    """The half-open reload window [min_date, max_date) of a build, validated; empty for a full pass."""
     out: dict[str, str] = {}
     parsed: dict[str, date] = {}
     for name, value in (("min_date", min_date), ("max_date", max_date)):
@@ -83,21 +85,56 @@ def dbt_vars(min_date: str | date | None = None, max_date: str | date | None = N
     return out
 
 
-def build_args(vars_: Mapping[str, str], full_refresh: bool = False) -> list[str]:
+def build_args(full_refresh: bool = False) -> list[str]:
+    """`dbt build`'s arguments. The window is not among them: it goes in the environment
+    (`window_env`), so that it does not void dbt's saved parse state every day as --vars would."""
     # dbt unit tests check the SQL itself, not the data: CI runs them (tests/test_dbt_unit.py); a
     # production build would only pay for them, and a failing one would hold back its model.
     args = ["build", "--exclude-resource-type", "unit_test"]
-    if vars_:
-        args += ["--vars", json.dumps(dict(vars_), sort_keys=True)]
     if full_refresh:
         args.append("--full-refresh")
     return args
 
 
+# The environment variables dbt_project/macros/incremental_window.sql reads the window from.
+WINDOW_ENV = {"min_date": "MARQUEE_DBT_MIN_DATE", "max_date": "MARQUEE_DBT_MAX_DATE"}
+
+
+def window_env(window: Mapping[str, str]) -> dict[str, str]:
+    """The window (from `dbt_vars`) as environment variables; both always set, empty for no bound,
+    so a window of an earlier build in this process never leaks into the next."""
+    return {env: window.get(name, "") for name, env in WINDOW_ENV.items()}
+
+
+def dbt_state_dir() -> Path:
+    """Where this data directory keeps dbt's parse state (partial_parse.msgpack) between builds.
+
+    dbt re-parses the whole project (~3 s) unless it finds the state of an earlier parse made with
+    the same profile, vars and files, and dagster-dbt copies it from $DBT_TARGET_PATH into each
+    invocation's fresh target directory. The profile names this data directory's build database, so
+    the state is kept per data directory; dbt itself checks that it still applies."""
+    return settings.data_dir() / "build" / "dbt-state"
+
+
+def keep_parse_state(invocation_target: Path) -> None:
+    """Keep the parse state a dbt invocation wrote, for the next build in this data directory."""
+    state = invocation_target / PARTIAL_PARSE_FILE
+    if state.exists():
+        dbt_state_dir().mkdir(parents=True, exist_ok=True)
+        with written_atomically(dbt_state_dir() / PARTIAL_PARSE_FILE) as tmp:
+            shutil.copyfile(state, tmp)
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
 @contextlib.contextmanager
-def dbt_process_env() -> Iterator[None]:
-    """Point the dbt subprocess (it inherits os.environ) at this data dir's build database."""
+def dbt_process_env(window: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Point the dbt subprocess (it inherits os.environ) at this data dir's build database, its
+    saved parse state and the build's window."""
     wanted = {k: v for k, v in dbt_env().items() if k.startswith(("DO_NOT", "DBT_", "MARQUEE_DBT", "MARQUEE_DATA"))}
+    wanted["DBT_TARGET_PATH"] = str(dbt_state_dir())  # only where dagster-dbt looks for the state
+    wanted.update(window_env(window or {}))
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     try:
@@ -309,17 +346,17 @@ def _build_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliResource,
                   config: DbtBuildConfig) -> Iterator[Any]:
     window = _window_from_run(config, context.run.tags)
     db_path = dbt_database_path()
-    with dbt_process_env():
+    full_refresh = config.full_refresh
+    if not full_refresh and needs_full_refresh(db_path):
+        full_refresh = True
+        context.log.info("the dbt project changed since the last build of this database (or it was never "
+                         "built): this build is a full refresh, so no incremental model mixes two versions")
+    with dbt_process_env({} if full_refresh else window):
         views = prepare_build_database(db_path, settings.lake_location())
         # Once, in the run's Dagster log (UI and terminal); the hashing code then says nothing more.
         development_key = development_key_warning()
         if development_key:
             context.log.warning(development_key)
-        full_refresh = config.full_refresh
-        if not full_refresh and needs_full_refresh(db_path):
-            full_refresh = True
-            context.log.info("the dbt project changed since the last build of this database (or it was never "
-                             "built): this build is a full refresh, so no incremental model mixes two versions")
         context.log.info(
             f"dbt build into {db_path} over {len(views)} raw views; "
             + ("full refresh" if full_refresh else (
@@ -340,13 +377,18 @@ def _build_models(context: dg.AssetExecutionContext, dbt: dg_dbt.DbtCliResource,
                 # The staging models convert money with reference.currencies; a partial selection
                 # (`--select group:marts`, one model in the UI) must not fail for lack of it.
                 context.log.info("loading the reference seeds first (the selection does not include them)")
-                dbt.cli(["seed"], raise_on_error=True, target_path=invocation_target(context, "seed")).wait()
-            invocation = dbt.cli(build_args({} if full_refresh else window, full_refresh), context=context,
-                                 target_path=invocation_target(context, "build"))
+                seed_target = invocation_target(context, "seed")
+                dbt.cli(["seed"], raise_on_error=True, target_path=seed_target).wait()
+                keep_parse_state(seed_target)
+            build_target = invocation_target(context, "build")
+            invocation = dbt.cli(build_args(full_refresh), context=context, target_path=build_target)
             invocation.termination_timeout_seconds = DBT_STOP_SECONDS
             for event in invocation.stream():
                 events.append(event)
+            keep_parse_state(build_target)
         except Exception:
+            if invocation is not None:
+                keep_parse_state(build_target)  # dbt parsed before it failed: the state is sound
             _stop_dbt(invocation)
             yield from events
             raise

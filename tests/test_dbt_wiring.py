@@ -26,6 +26,7 @@ from assets.dbt import (
     dbt_vars,
     invocation_target,
     marquee_dbt_models,
+    window_env,
 )
 from assets.dbt_project import dbt_project
 from assets.providers import entities as provider_entities
@@ -91,15 +92,10 @@ def test_dbt_vars_and_args():
     with pytest.raises(ValueError, match="exclusive"):
         dbt_vars("2026-03-08", "2026-03-08")
     # Production builds never run dbt's unit tests (CI does: tests/test_dbt_unit.py).
-    assert build_args({}) == ["build", "--exclude-resource-type", "unit_test"]
-    assert build_args({"min_date": "2026-03-01"}, full_refresh=True) == [
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
-        "--vars",
-        '{"min_date": "2026-03-01"}',
-        "--full-refresh",
-    ]
+    # ... and never pass --vars: the window is in the environment, both bounds always set.
+    assert build_args() == ["build", "--exclude-resource-type", "unit_test"]
+    assert build_args(full_refresh=True) == ["build", "--exclude-resource-type", "unit_test", "--full-refresh"]
+    assert window_env({"min_date": "2026-03-01"}) == {"MARQUEE_DBT_MIN_DATE": "2026-03-01", "MARQUEE_DBT_MAX_DATE": ""}
     tags = {"marquee/min_date": "2026-03-01", "marquee/max_date": "2026-03-08"}
     assert _window_from_run(DbtBuildConfig(), tags) == {"min_date": "2026-03-01", "max_date": "2026-03-08"}
     # run config wins over tags
@@ -175,6 +171,30 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
         ).fetchone() == (0,)
     finally:
         con.close()
+
+    # A windowed build next (the first was a full refresh: the database was new). Its window reaches
+    # the incremental models through the environment, and it reuses the parse state of the first
+    # build instead of parsing the project again; the marts stay what they were.
+    assert (data_dir / "build" / "dbt-state" / "partial_parse.msgpack").exists()
+    second = dg.materialize([marquee_dbt_models], resources={"dbt": dbt_resource()},
+                            tags={"marquee/min_date": "2025-01-05", "marquee/max_date": "2025-01-10"})
+    assert second.success
+    build = max((p for p in (data_dir / "build" / "dbt-target").iterdir() if p.name.endswith("-build")),
+                key=lambda p: p.stat().st_mtime)
+    log = (build / "dbt.log").read_text()
+    assert "Partial parsing enabled" in log and "Starting full parse" not in log
+    compiled = (build / "compiled" / "marquee" / "models" / "intermediate" / "int_orders.sql").read_text()
+    assert "cast('2025-01-05' as date)" in compiled and "cast('2025-01-10' as date)" in compiled, compiled
+    assert any("delete from" in line and "int_orders" in line and "cast('2025-01-05' as date)" in line
+               for line in log.splitlines())  # the pre-hook that clears the window got it too
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT sum(net_cents) FROM marts.revenue WHERE currency = 'GBP'").fetchone() == (
+            300 + 3000 + 1200,
+        )
+    finally:
+        con.close()
+    assert "MARQUEE_DBT_MIN_DATE" not in os.environ  # the window left with the build
 
 
 def test_only_the_newest_dbt_invocation_directories_are_kept(tmp_path, monkeypatch):

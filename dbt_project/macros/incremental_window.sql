@@ -1,8 +1,11 @@
 {#-
   Half-open [min_date, max_date) reload windows for incremental models.
 
-  The pipeline passes `--vars '{min_date: 2026-03-01, max_date: 2026-03-08}'` for the days a run
-  (re)loaded. An incremental model then:
+  The pipeline sets the environment variables MARQUEE_DBT_MIN_DATE / MARQUEE_DBT_MAX_DATE
+  (YYYY-MM-DD) for the days a run (re)loaded; by hand, `--vars '{min_date: 2026-03-01, max_date:
+  2026-03-08}'` does the same and wins over the environment. Not --vars in the pipeline: dbt
+  re-parses the whole project whenever --vars change, which they do every day, while a window read
+  from the environment at run time leaves its saved parse state valid. An incremental model then:
     1. deletes its rows whose window column falls in the window (pre_hook `delete_window`), so a
        record that disappeared upstream disappears here too, and
     2. recomputes only the rows of that window (`in_window` in the model's WHERE), merged with
@@ -12,9 +15,15 @@
 -#}
 
 {% macro window_bounds() -%}
-    {%- set lo = var('min_date', none) -%}
-    {%- set hi = var('max_date', none) -%}
-    {{ return((lo if lo not in ('', 'None', 'null') else none, hi if hi not in ('', 'None', 'null') else none)) }}
+    {%- set bounds = [] -%}
+    {%- for name in ('min_date', 'max_date') -%}
+        {%- set value = var(name, none) -%}
+        {%- if value in (none, '', 'None', 'null') -%}
+            {%- set value = env_var('MARQUEE_DBT_' ~ name | upper, '') -%}
+        {%- endif -%}
+        {%- do bounds.append(value if value not in (none, '', 'None', 'null') else none) -%}
+    {%- endfor -%}
+    {{ return((bounds[0], bounds[1])) }}
 {%- endmacro %}
 
 {#- SQL predicate: `column` lies in [min_date, max_date). True when no window is set. -#}
