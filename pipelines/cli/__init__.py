@@ -8,7 +8,10 @@ sandbox` is the sandbox package's own `sandbox.cli`) and is imported when it is 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -111,5 +114,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.func(args)
 
 
+def entry() -> None:
+    """The `marquee` console script (and `python -m pipelines.cli`): `main`, then a quick exit.
+
+    Why not a plain `sys.exit(main())`: tearing down the interpreter's ~3,500 modules (Dagster, dbt,
+    pyarrow, DuckDB) took ~1 s after every `marquee run` and `marquee demo` (measured in
+    benchmarks/README.md), and nothing in that teardown is marquee's to wait for: every file,
+    database and log it writes is closed or committed when a command returns, since the pipeline is
+    built to survive a SIGKILL at any instant, a harsher end than this one. What an orderly exit
+    does that matters still happens here: other threads are joined, the exit handlers run (logging
+    flushes and closes its handlers there), stdout and stderr are flushed. Only on a normal return:
+    an exception or SystemExit takes Python's ordinary way out, traceback and all. `main` itself
+    stays a plain function that tests call in their own process."""
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: what Python's own exit reports as status 120
+            code = code or 120
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,7 +1,5 @@
 """`python -m pipelines.cli`: the `marquee` command."""
 
-import sys
+from pipelines.cli import entry
 
-from pipelines.cli import main
-
-sys.exit(main())
+entry()
