@@ -102,6 +102,15 @@ def test_dbt_vars_and_args():
     assert _window_from_run(DbtBuildConfig(min_date="2026-03-05"), tags)["min_date"] == "2026-03-05"
 
 
+def _gbp_net_in_catalog(data_dir: Path) -> int:
+    """marts.revenue's GBP net, read from the published catalog as an analyst would."""
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT sum(net_cents) FROM marts.revenue WHERE currency = 'GBP'").fetchone()[0]
+    finally:
+        con.close()
+
+
 @pytest.mark.pipeline
 def test_materialize_through_dagster(tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
@@ -149,13 +158,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
 
     # exported to the lake, published in the analysts' catalog, key gone from the build database
     assert (data_dir / "lake" / "models" / "marts" / "revenue.parquet").exists()
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-    try:
-        assert con.execute("SELECT sum(net_cents) FROM marts.revenue WHERE currency = 'GBP'").fetchone() == (
-            300 + 3000 + 1200,
-        )
-    finally:
-        con.close()
+    assert _gbp_net_in_catalog(data_dir) == 300 + 3000 + 1200
     # ... and the same figure is in the materialization, as a number Dagster plots run over run
     assert revenue_md["net_cents GBP"] == dg.MetadataValue.int(300 + 3000 + 1200)
     # dbt's per-invocation files (manifest, run results, log) went under the data dir, not the project
@@ -187,13 +190,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     assert "cast('2025-01-05' as date)" in compiled and "cast('2025-01-10' as date)" in compiled, compiled
     assert any("delete from" in line and "int_orders" in line and "cast('2025-01-05' as date)" in line
                for line in log.splitlines())  # the pre-hook that clears the window got it too
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-    try:
-        assert con.execute("SELECT sum(net_cents) FROM marts.revenue WHERE currency = 'GBP'").fetchone() == (
-            300 + 3000 + 1200,
-        )
-    finally:
-        con.close()
+    assert _gbp_net_in_catalog(data_dir) == 300 + 3000 + 1200
     assert "MARQUEE_DBT_MIN_DATE" not in os.environ  # the window left with the build
 
 
