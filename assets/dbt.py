@@ -106,6 +106,9 @@ def window_env(window: Mapping[str, str]) -> dict[str, str]:
     return {env: window.get(name, "") for name, env in WINDOW_ENV.items()}
 
 
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
 def dbt_state_dir() -> Path:
     """Where this data directory keeps dbt's parse state (partial_parse.msgpack) between builds.
 
@@ -123,9 +126,6 @@ def keep_parse_state(invocation_target: Path) -> None:
         dbt_state_dir().mkdir(parents=True, exist_ok=True)
         with written_atomically(dbt_state_dir() / PARTIAL_PARSE_FILE) as tmp:
             shutil.copyfile(state, tmp)
-
-
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 @contextlib.contextmanager
