@@ -45,6 +45,7 @@ from typing import Any
 import dagster as dg
 import dagster_dbt as dg_dbt
 import duckdb
+from dbt.constants import PARTIAL_PARSE_FILE_NAME  # the file dbt writes and dagster-dbt copies
 from packaging import version as packaging_version
 
 from assets import providers
@@ -106,9 +107,6 @@ def window_env(window: Mapping[str, str]) -> dict[str, str]:
     return {env: window.get(name, "") for name, env in WINDOW_ENV.items()}
 
 
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"
-
-
 def dbt_state_dir() -> Path:
     """Where this data directory keeps dbt's parse state (partial_parse.msgpack) between builds.
 
@@ -121,10 +119,10 @@ def dbt_state_dir() -> Path:
 
 def keep_parse_state(invocation_target: Path) -> None:
     """Keep the parse state a dbt invocation wrote, for the next build in this data directory."""
-    state = invocation_target / PARTIAL_PARSE_FILE
+    state = invocation_target / PARTIAL_PARSE_FILE_NAME
     if state.exists():
         dbt_state_dir().mkdir(parents=True, exist_ok=True)
-        with written_atomically(dbt_state_dir() / PARTIAL_PARSE_FILE) as tmp:
+        with written_atomically(dbt_state_dir() / PARTIAL_PARSE_FILE_NAME) as tmp:
             shutil.copyfile(state, tmp)
 
 

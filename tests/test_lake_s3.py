@@ -292,7 +292,6 @@ def test_a_lake_in_a_store_without_postgresql_is_refused_unless_declared_single_
     """A flock holds on one machine; a bucket is shared by many. Without PostgreSQL to hold the lake's
     locks, `marquee run` stops before any request and a locked step fails, naming both ways out."""
     from pipelines.runner import run_range
-    from resources import lake
     from resources.pg_locks import DAGSTER_PG_ENV, PG_URL_ENV
 
     for var in (PG_URL_ENV, *DAGSTER_PG_ENV.values()):

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from resources import lakefs
+from resources import lake, lakefs
 from resources.pg_locks import DAGSTER_PG_ENV, PG_URL_ENV
 from sandbox import start_sandbox, truth
 from tests.pg import Cluster, running_cluster
@@ -189,8 +189,7 @@ def test_a_store_that_stops_mid_landing_fails_the_run_and_a_rerun_lands_exactly(
 
     for key, value in s3_server.env(faulted_url).items():
         monkeypatch.setenv(key, value)
-    entities = sorted({"/".join(lakefs.relative(f, f"{clean_url}/raw").split("/")[:2])
-                       for f in lakefs.glob(f"{clean_url}/raw", "*/*/date=*/*.parquet")})
+    entities = ["/".join(pair) for pair in lake.landed_entity_dirs(clean_url)]
     assert entities, "the clean run landed nothing"
     # What the faulted run left in the store is whole: every file reads, and the partition held at
     # its upload is not there at all (the first upload is; the held one never completed).

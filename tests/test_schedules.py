@@ -259,7 +259,7 @@ def race_two_runs(home: Path, workdir: Path) -> dict[str, list[tuple[float, floa
     log = workdir / "spans.jsonl"
     probe = workdir / "probe.py"
     probe.write_text(_PROBE)
-    env = {"MARQUEE_DATA_DIR": str(workdir / "data"), **os.environ, "DAGSTER_HOME": str(home)}
+    env = {**os.environ, "DAGSTER_HOME": str(home)}  # the test's MARQUEE_DATA_DIR: where the lock lives
     # Create the instance's storage (so the two racing runs do not both migrate it) and the pool's
     # slot row, as `marquee run` and `marquee dev` do before any run.
     with dg.DagsterInstance.from_config(str(home)) as instance:
