@@ -34,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dagster._core.storage.event_log.sqlite import sqlite_event_log as _sqlite_event_log
+from dagster._core.storage.runs.sqlite import sqlite_run_storage as _sqlite_run_storage
+from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage as _sqlite_schedule_storage
+from dagster._core.storage.sql import create_engine as _dagster_create_engine
 from sqlalchemy import engine as sa_engine
 from sqlalchemy import event as sa_event
 from sqlalchemy import pool as sa_pool
@@ -304,10 +308,37 @@ def _commit_without_fsync(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
+# Why hand-written, too: those same storages build a new SQLAlchemy engine for every connection
+# (`create_engine(url, poolclass=NullPool)` inside each call), and an engine's compiled-statement
+# cache lives and dies with it, so every event's INSERTs were compiled from scratch: about half of
+# each event write's ~6 ms (measured in benchmarks/README.md). While a run is kept open, the same
+# arguments get the same engine back. NullPool stays, so every use still opens and closes its own
+# sqlite3 connection, as Dagster expects across threads and processes; only the engine object, its
+# dialect and its statement cache are reused, and they are disposed of when the run ends.
+_engines: dict[tuple[str, str], Any] = {}
+SQLITE_STORAGE_MODULES = (_sqlite_event_log, _sqlite_run_storage, _sqlite_schedule_storage)
+
+
+def _storage_engine(url: Any, **kwargs: Any) -> Any:
+    if _keepers is None:
+        return _dagster_create_engine(url, **kwargs)
+    key = (str(url), repr(sorted(kwargs.items(), key=lambda item: item[0])))
+    with _keepers_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _dagster_create_engine(url, **kwargs)
+        return engine
+
+
+for _module in SQLITE_STORAGE_MODULES:
+    _module.create_engine = _storage_engine  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def sqlite_storage_kept_open() -> Iterator[None]:
-    """While inside, every SQLite file Dagster's storage opens keeps one idle reader open (see above).
-    On exit the readers close, each file is checkpointed once, and no file handle outlives the run."""
+    """While inside, every SQLite file Dagster's storage opens keeps one idle reader open, and each
+    of its databases is reached through one reused engine (see above). On exit the readers close,
+    the engines are disposed of, each file is checkpointed once, and no file handle outlives the run."""
     global _keepers
     with _keepers_lock:
         outer = _keepers is not None
@@ -319,5 +350,9 @@ def sqlite_storage_kept_open() -> Iterator[None]:
         if not outer:
             with _keepers_lock:
                 keepers, _keepers = _keepers or {}, None
+                engines = list(_engines.values())
+                _engines.clear()
+            for engine in engines:
+                engine.dispose()
             for keeper in keepers.values():
                 keeper.close()

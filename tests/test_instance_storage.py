@@ -94,3 +94,41 @@ def test_nested_use_keeps_the_readers_until_the_outer_exit(instance, tmp_path: P
             result = chatty_job.execute_in_process(instance=instance)
         assert any(p.endswith(f"{result.run_id}.db") for p in _open_files_under(tmp_path))
     assert not {p for p in _open_files_under(tmp_path) if p.endswith(".db")}
+
+
+def test_inside_each_database_is_reached_through_one_engine(instance, monkeypatch) -> None:
+    import pipelines.instance as instance_module
+
+    made: list[str] = []
+    real = instance_module._dagster_create_engine
+
+    def counting(url, **kwargs):
+        made.append(str(url))
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(instance_module, "_dagster_create_engine", counting)
+    chatty_job.execute_in_process(instance=instance)
+    outside = list(made)
+    made.clear()
+    with sqlite_storage_kept_open():
+        kept = chatty_job.execute_in_process(instance=instance)
+        assert instance_module._engines  # in use while the run is kept open
+    inside = list(made)
+    # Dagster's own way, outside: an engine per connection, so many per file (20 log events alone).
+    assert len(outside) > 20
+    assert max(outside.count(url) for url in set(outside)) > 20
+    # Inside: one per database file (the run's shard, the index, the runs table...), however many events.
+    assert len(inside) == len(set(inside)) <= 4, inside
+    assert any(url.endswith(f"{kept.run_id}.db") for url in inside)
+    assert not instance_module._engines  # disposed of when the run ended
+    assert sum(1 for e in _events(instance, kept.run_id) if e == "log") == 20
+
+
+def test_dagsters_sqlite_storages_build_their_engines_through_marquee() -> None:
+    # If a Dagster upgrade renames what its SQLite storages call, the reuse above silently stops:
+    # this says so instead.
+    import pipelines.instance as instance_module
+
+    for module in instance_module.SQLITE_STORAGE_MODULES:
+        assert module.create_engine is instance_module._storage_engine, module.__name__
+        assert "create_engine(" in Path(module.__file__).read_text(), module.__name__
